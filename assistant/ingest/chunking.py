@@ -1,0 +1,83 @@
+"""Cut a source's text into passages on paragraph and sentence boundaries, keeping offsets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from assistant.config import ChunkingSettings
+from assistant.ingest.loaders import SourceDocument
+from assistant.text import Span, sentences
+
+# Paragraphs first, then lines, then sentence ends, then words: a passage breaks mid-sentence only
+# when one sentence is longer than a passage.
+_SEPARATORS = [r"\n\s*\n", r"\n", r"(?<=[.!?][\"'”’)])\s+", r"(?<=[.!?])\s+", r"\s+", ""]
+
+
+@dataclass(slots=True)
+class Chunk:
+    """One passage of a source.
+
+    Attributes:
+        id: ``<source-id>:<n>``, stable across re-ingests of unchanged text.
+        text: The passage, verbatim from the source text.
+        start: Offset of the passage's first character in the source file's text.
+        end: Offset one past its last character.
+        sentences: The passage's sentences with offsets in the same coordinates.
+    """
+
+    id: str
+    source: str
+    n: int
+    text: str
+    start: int
+    end: int
+    sentences: list[Span]
+
+
+def make_splitter(settings: ChunkingSettings) -> RecursiveCharacterTextSplitter:
+    """The LangChain splitter configured for sentence-aware passages with start offsets."""
+    return RecursiveCharacterTextSplitter(
+        chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap,
+        separators=_SEPARATORS,
+        is_separator_regex=True,
+        keep_separator="end",
+        add_start_index=True,
+        strip_whitespace=True,
+    )
+
+
+def chunk_document(source_id: str, document: SourceDocument, settings: ChunkingSettings) -> list[Chunk]:
+    """Split ``document`` into passages whose offsets index the source file's text.
+
+    Args:
+        source_id: The source's id (its path relative to the sources folder).
+        document: The loaded source.
+        settings: Passage size and overlap.
+
+    Returns:
+        Passages in reading order, numbered from 0.
+    """
+    splitter = make_splitter(settings)
+    chunks: list[Chunk] = []
+    for piece in splitter.create_documents([document.text]):
+        local_start = piece.metadata["start_index"]
+        text = piece.page_content
+        if local_start < 0 or document.text[local_start : local_start + len(text)] != text:
+            local_start = document.text.find(text)  # splitter lost track; the text is still verbatim
+        start = document.body_offset + local_start
+        n = len(chunks)
+        chunks.append(
+            Chunk(
+                id=f"{source_id}:{n}",
+                source=source_id,
+                n=n,
+                text=text,
+                start=start,
+                end=start + len(text),
+                sentences=sentences(text, offset=start),
+            )
+        )
+    return chunks

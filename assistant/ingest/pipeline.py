@@ -1,0 +1,186 @@
+"""Bring the index in line with the sources folder: add, update and remove sources by content hash.
+
+Embedding is the expensive step, so each *sentence* is embedded once (identical sentences once per run)
+and a passage's vector is the normalised mean of its sentences' vectors: the answerer needs sentence
+vectors anyway, and short sequences cost less to encode than long ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock, Timeout
+from tqdm import tqdm
+
+from assistant.config import Settings
+from assistant.embeddings import SentenceEmbedder
+from assistant.errors import IndexError_, SourceError
+from assistant.ingest.chunking import Chunk, chunk_document
+from assistant.ingest.loaders import LOADERS, load_source
+from assistant.store import PassageStore
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """What an ingest run did; counts are of source files."""
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """The machine-readable summary line of ``assistant ingest --json``."""
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+    @property
+    def changed(self) -> bool:
+        """Whether the index was modified."""
+        return bool(self.added or self.updated or self.removed)
+
+
+def discover(sources_dir: Path) -> tuple[list[tuple[str, Path]], list[dict[str, str]]]:
+    """List the source files under ``sources_dir`` as ``(source_id, path)``, and the files skipped.
+
+    Hidden files are ignored. Symlinks that lead outside the folder and unsupported extensions are
+    skipped with a reason.
+    """
+    if not sources_dir.is_dir():
+        raise SourceError(f"sources folder not found: {sources_dir}")
+    root = sources_dir.resolve()
+    found: list[tuple[str, Path]] = []
+    skipped: list[dict[str, str]] = []
+    for path in sorted(sources_dir.rglob("*")):
+        rel = path.relative_to(sources_dir)
+        if any(part.startswith(".") for part in rel.parts) or path.is_dir():
+            continue
+        source_id = rel.as_posix()
+        try:
+            resolved = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            skipped.append({"source": source_id, "reason": "broken symlink"})
+            continue
+        if not resolved.is_relative_to(root):
+            skipped.append({"source": source_id, "reason": "symlink points outside the sources folder"})
+            continue
+        if path.suffix.lower() not in LOADERS:
+            supported = " ".join(sorted(LOADERS))
+            skipped.append({"source": source_id, "reason": f"unsupported file type; use {supported}"})
+            continue
+        found.append((source_id, path))
+    return found, skipped
+
+
+@contextmanager
+def ingest_lock(settings: Settings, wait_s: float) -> Iterator[None]:
+    """Hold the index lock, so two ingests never interleave their writes."""
+    settings.paths.index_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(settings.paths.index_dir / ".ingest.lock"))
+    try:
+        lock.acquire(timeout=wait_s)
+    except Timeout:
+        raise IndexError_("another ingest is running on this index; try again when it finishes") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _embed_chunks(chunks: list[Chunk], embedder: SentenceEmbedder) -> tuple[np.ndarray, list[dict], np.ndarray]:
+    unique = list(dict.fromkeys(s.text for c in chunks for s in c.sentences))
+    vectors = embedder.encode(unique)
+    row = {text: i for i, text in enumerate(unique)}
+    sentence_rows: list[dict] = []
+    sentence_index: list[int] = []
+    passage_vectors = np.zeros((len(chunks), vectors.shape[1]), dtype=np.float32)
+    for ci, chunk in enumerate(chunks):
+        rows = [row[s.text] for s in chunk.sentences]
+        mean = vectors[rows].mean(axis=0)
+        passage_vectors[ci] = mean / (np.linalg.norm(mean) or 1.0)
+        for m, span in enumerate(chunk.sentences):
+            sentence_rows.append(
+                {"id": f"{chunk.id}:{m}", "chunk_id": chunk.id, "text": span.text, "start": span.start, "end": span.end}
+            )
+            sentence_index.append(row[span.text])
+    return passage_vectors, sentence_rows, vectors[sentence_index]
+
+
+def ingest(
+    settings: Settings,
+    store: PassageStore,
+    embedder: SentenceEmbedder,
+    *,
+    progress: bool = False,
+    lock_wait_s: float = 0.0,
+) -> IngestReport:
+    """Index new and changed sources, drop deleted ones, leave unchanged ones alone.
+
+    A file that cannot be read is skipped with its reason; if an earlier version of it is indexed,
+    that version is kept, so a bad edit never loses content.
+
+    Args:
+        settings: Paths and chunking.
+        store: The Chroma store to update.
+        embedder: The sentence embedder.
+        progress: Show a progress bar on stderr.
+        lock_wait_s: How long to wait for another ingest to finish.
+
+    Returns:
+        Counts of added, updated, removed and unchanged sources, and files skipped with reasons.
+    """
+    started = time.perf_counter()
+    report = IngestReport()
+    with ingest_lock(settings, lock_wait_s):
+        files, report.skipped = discover(settings.paths.sources_dir)
+        states = store.source_states()
+        seen = {source for source, _ in files} | {s["source"] for s in report.skipped}
+        for source in sorted(set(states) - seen):
+            store.delete_source(source)
+            report.removed += 1
+        bar = tqdm(files, desc="ingest", unit="file", disable=not progress, leave=False)
+        for source_id, path in bar:
+            bar.set_postfix_str(source_id[-40:], refresh=False)
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                report.skipped.append({"source": source_id, "reason": f"cannot read: {exc.strerror}"})
+                continue
+            digest = hashlib.sha256(data).hexdigest()[:16]
+            state = states.get(source_id)
+            if state and state.hash == digest and state.complete:
+                report.unchanged += 1
+                report.chunks += state.chunk_count
+                continue
+            try:
+                document = load_source(path, data)
+                chunks = chunk_document(source_id, document, settings.chunking)
+                if not chunks:
+                    raise SourceError(f"{path.name}: no text to index")
+            except SourceError as exc:
+                kept = " (previous version kept)" if state and state.complete else ""
+                report.skipped.append({"source": source_id, "reason": exc.message + kept})
+                continue
+            passage_vectors, sentence_rows, sentence_vectors = _embed_chunks(chunks, embedder)
+            passages = [{"id": c.id, "text": c.text, "start": c.start, "end": c.end, "n": c.n} for c in chunks]
+            store.replace_source(
+                source_id, digest, document.title, document.metadata,
+                passages, passage_vectors, sentence_rows, sentence_vectors,
+            )  # fmt: skip
+            report.chunks += len(chunks)
+            if state:
+                report.updated += 1
+            else:
+                report.added += 1
+    report.seconds = time.perf_counter() - started
+    return report

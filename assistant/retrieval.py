@@ -77,9 +77,9 @@ class Corpus:
         return len(self.ids)
 
     def idf(self, term: str) -> float:
-        """Smoothed inverse document frequency; a term the corpus never uses weighs the most."""
+        """Smoothed inverse document frequency; a term the corpus never uses weighs as a rare one."""
         n = len(self.ids)
-        return math.log(1 + (n + 1) / (self.document_frequency.get(term, 0) + 0.5))
+        return math.log(1 + (n + 1) / (max(self.document_frequency.get(term, 0), 1) + 0.5))
 
     def passage(self, pid: str) -> Passage:
         """The passage with this id."""

@@ -43,8 +43,33 @@ def stem(word: str) -> str:
     return _STEMMER.stemWord(word)
 
 
+# Abbreviations written both ways in news text (currencies, units), folded to one term.
+ALIASES = {"usd": "dollar", "dollars": "dollar", "eur": "euro", "euros": "euro", "rmb": "yuan", "cny": "yuan",
+           "percent": "%", "pct": "%", "evs": "ev", "cars": "car", "automobiles": "car"}
+
+
+# Irregular English verb forms the stemmer cannot join to their base form.
+_IRREGULAR = {
+    form: base
+    for base, forms in {
+        "write": "wrote written", "sell": "sold", "hold": "held", "buy": "bought", "make": "made",
+        "build": "built", "bring": "brought", "think": "thought", "teach": "taught", "seek": "sought",
+        "spend": "spent", "send": "sent", "lead": "led", "leave": "left", "lose": "lost", "win": "won",
+        "begin": "began begun", "grow": "grew grown", "rise": "rose risen", "fall": "fell fallen",
+        "give": "gave given", "take": "took taken", "see": "saw seen", "go": "went gone", "come": "came",
+        "become": "became", "speak": "spoke spoken", "choose": "chose chosen", "drive": "drove driven",
+        "show": "shown", "know": "knew known", "tell": "told", "say": "said", "pay": "paid", "meet": "met",
+        "find": "found", "run": "ran", "get": "got gotten", "keep": "kept",
+        "stand": "stood", "understand": "understood",
+        "fly": "flew flown", "draw": "drew drawn", "eat": "ate eaten",
+    }.items()
+    for form in forms.split()
+}
+
+
 def _split_word(raw: str) -> list[str]:
     word = raw.lower().replace("’", "'")
+    word = ALIASES.get(word, _IRREGULAR.get(word, word))
     if word.endswith("'s"):
         word = word[:-2]
     # Hyphenated compounds count as their parts and as the whole ("after-sales" -> after, sales).
@@ -126,7 +151,7 @@ _NUMBER_WORDS = (
     "one two three four five six seven eight nine ten eleven twelve dozen hundred thousand "
     "million billion trillion half quarter"
 ).split()
-NUMBER = re.compile(r"\d|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+NUMBER = re.compile(r"\d+(?:[.,]\d+)*%?|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
 YEAR_OR_DATE = re.compile(
     r"\b(?:1[89]\d\d|2[01]\d\d)\b|\b(?:January|February|March|April|May|June|July|August|September|"
     r"October|November|December|Q[1-4]|spring|summer|autumn|fall|winter|today|yesterday|"

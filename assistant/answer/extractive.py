@@ -26,7 +26,7 @@ from assistant.text import NUMBER, YEAR_OR_DATE, is_heading, proper_names, terms
 
 SEMANTIC_WEIGHT = 0.5
 PAIR_PENALTY = 0.03
-CONTEXT_WEIGHT = 0.35
+CONTEXT_SHARE = 0.35
 TYPE_MISMATCH_FACTOR = 0.5
 SECOND_SPAN_RATIO = 0.85
 
@@ -86,20 +86,26 @@ class ExtractiveAnswerer:
         self.corpus = corpus
         self.settings = settings
 
-    def _weights(self, question: Question) -> dict[str, float]:
-        weights = {t: self.corpus.idf(t) for t in question.terms}
-        for t in question.context_terms:
-            weights.setdefault(t, CONTEXT_WEIGHT * self.corpus.idf(t))
-        return weights
+    def _weights(self, words: list[str]) -> dict[str, float]:
+        return {t: self.corpus.idf(t) for t in words}
 
-    def _score(self, sents: list[SentenceRef], question: Question, weights: dict[str, float], q_vec: np.ndarray) -> Candidate:
+    @staticmethod
+    def _coverage(weights: dict[str, float], span_terms: frozenset[str]) -> float:
+        total = sum(weights.values())
+        return sum(w for t, w in weights.items() if t in span_terms) / total if total else 0.0
+
+    def _score(
+        self, sents: list[SentenceRef], question: Question, weights: tuple[dict, dict], q_vec: np.ndarray
+    ) -> Candidate:
+        own, context = weights
         span_terms = frozenset().union(*(s.terms for s in sents))
-        total = sum(weights.values()) or 1.0
-        coverage = sum(w for t, w in weights.items() if t in span_terms) / total
+        coverage = self._coverage(own, span_terms)
+        if context:  # a follow-up: its own words matter most, the conversation's words help
+            coverage = (1 - CONTEXT_SHARE) * coverage + CONTEXT_SHARE * self._coverage(context, span_terms)
         semantic = max(float(np.dot(q_vec, s.vector)) for s in sents)
         text = " ".join(s.text for s in sents)
         novel = bool(span_terms - set(question.terms) - set(question.context_terms))
-        type_ok = novel and _type_evidence(question.kind, text, question.text)
+        type_ok = novel and _type_evidence(question.kind, text, f"{question.text} {question.context_text}")
         score = SEMANTIC_WEIGHT * max(semantic, 0.0) + (1 - SEMANTIC_WEIGHT) * coverage
         score -= PAIR_PENALTY * (len(sents) - 1)
         if not type_ok:
@@ -108,7 +114,7 @@ class ExtractiveAnswerer:
 
     def candidates(self, question: Question, sentences: list[list[SentenceRef]], q_vec: np.ndarray) -> list[Candidate]:
         """Every single sentence and neighbouring pair of every passage, scored, best first."""
-        weights = self._weights(question)
+        weights = (self._weights(question.terms), self._weights(question.context_terms))
         out: list[Candidate] = []
         for passage_sentences in sentences:
             usable = [s for s in passage_sentences if not is_heading(s.text)]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from assistant.errors import InputError
-from assistant.text import terms
+from assistant.text import STOPWORDS, terms
 
 # Words that frame a question rather than name what it is about.
 _FRAMING = frozenset(terms("many much name mention mentioned describe explain happen happened kind type sort", keep_stopwords=True))
@@ -41,9 +41,22 @@ _TYPE_RULES: list[tuple[AnswerType, re.Pattern[str]]] = [
         r"nation|nations|district|street|location|place)\b|\bin (which|what) (country|city)\b", re.IGNORECASE)),  # fmt: skip
 ]
 
-_PLURAL_ASK = re.compile(
-    r"\b(which|what)\s+(\w+\s+){0,3}?\w+s\b(?! (is|was|did|does)\b)|\b(list|name all|what are|which are)\b", re.IGNORECASE
-)
+_ASKED_NOUNS = re.compile(r"\b(?:which|what)\s+((?:[\w-]+\s+){0,3}[\w-]+)", re.IGNORECASE)
+_LIST_CUE = re.compile(r"\b(list|name all|what are|which are|who are)\b", re.IGNORECASE)
+_NOT_PLURAL = frozenset("is was has does as its this us plus bus gas news series always perhaps".split())
+
+
+def wants_several(question: str) -> bool:
+    """Whether the question asks for several things ("which roles ...", "what are ...")."""
+    if _LIST_CUE.search(question):
+        return True
+    for match in _ASKED_NOUNS.finditer(question):
+        for word in match.group(1).lower().split():
+            if word in _NOT_PLURAL or word in STOPWORDS:
+                break
+            if word.endswith("s") and not word.endswith("ss"):
+                return True
+    return False
 _ANAPHORA = re.compile(
     r"\b(it|its|it's|they|them|their|theirs|there|this|that|these|those|he|she|his|her|him|the company|"
     r"the same|the car|the vehicle|the article|the event)\b",
@@ -70,6 +83,7 @@ class Question:
         search_text: What retrieval searches for (with follow-up context prepended when needed).
         terms: Content terms of the question itself.
         context_terms: Content terms borrowed from the conversation, weighted lower.
+        context_text: The conversation text they came from (an answer must add something beyond it).
         kind: The answer type a real answer must contain.
         wants_several: The question asks for several items.
         parts: Sub-questions of a compound question (itself alone when simple).
@@ -79,6 +93,7 @@ class Question:
     search_text: str
     terms: list[str]
     context_terms: list[str] = field(default_factory=list)
+    context_text: str = ""
     kind: AnswerType = AnswerType.OTHER
     wants_several: bool = False
     parts: list[Question] = field(default_factory=list)
@@ -134,19 +149,22 @@ def analyse(text: str, history: list[dict[str, str]]) -> Question:
     own = [t for t in terms(text) if t not in _FRAMING]
     search_text = text
     context: list[str] = []
+    context_text = ""
     if history and _is_follow_up(text, own):
         last_user = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
         last_reply = next((m["content"] for m in reversed(history) if m["role"] == "assistant"), "")
         last_reply = _CITATION_MARK.sub("", last_reply)
         search_text = f"{last_user} {text}".strip()
+        context_text = f"{last_user} {last_reply}"
         context = [t for t in dict.fromkeys(terms(f"{last_user} {last_reply}")) if t not in own and t not in _FRAMING]
     question = Question(
         text=text,
         search_text=search_text,
         terms=list(dict.fromkeys(own)),
         context_terms=context,
+        context_text=context_text,
         kind=answer_type(text),
-        wants_several=bool(_PLURAL_ASK.search(text)),
+        wants_several=wants_several(text),
     )
     pieces = [p.strip(" ,?") for p in _SUBQUESTION_SPLIT.split(text) if p and p.strip(" ,?")]
     pieces = [p for p in pieces if p.lower() not in ("what", "when", "where", "who", "whom", "which", "how", "why")]

@@ -1,0 +1,261 @@
+"""The HTTP server: JSON API, server-sent events, OpenAI-compatible routes, the widget and the UI."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from importlib import resources
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette.sse import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
+
+from assistant.api.security import SECURITY_HEADERS, AccessError, AccessPolicy
+from assistant.answer.types import Answer
+from assistant.config import Settings, split_csv
+from assistant.errors import AssistantError, InputError
+from assistant.facade import Assistant
+from assistant.feedback import FeedbackLog
+
+log = logging.getLogger(__name__)
+MODEL_ID = "assistant"
+
+
+class Message(BaseModel):
+    """A conversation turn."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: str = Field(description="'user' or 'assistant'.")
+    content: str = Field(description="The text of the turn.")
+
+
+class AskRequest(BaseModel):
+    """Body of ``POST /api/ask``."""
+
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(description="The question.")
+    history: list[Message] | None = Field(None, description="Earlier turns, oldest first.")
+
+
+class FeedbackRequest(BaseModel):
+    """Body of ``POST /api/feedback``."""
+
+    model_config = ConfigDict(extra="forbid")
+    rating: str = Field(pattern="^(up|down)$", description="'up' or 'down'.")
+    question: str = Field(max_length=4000, description="The question asked.")
+    answer: str = Field(max_length=8000, description="The answer rated.")
+    citations: list[dict] = Field(default_factory=list, description="The answer's citations.")
+    comment: str = Field("", max_length=2000, description="Optional free text.")
+
+
+class ChatMessage(BaseModel):
+    """An OpenAI chat message (text content only)."""
+
+    role: str
+    content: str | list[dict] | None = None
+
+
+class ChatRequest(BaseModel):
+    """Body of ``POST /v1/chat/completions``; unknown OpenAI parameters are accepted and ignored."""
+
+    model: str = MODEL_ID
+    messages: list[ChatMessage]
+    stream: bool = False
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "status": status}}, status_code=status, headers=headers)
+
+
+def _stream_pieces(answer: Answer) -> Iterator[str]:
+    """The answer text in sentence-sized pieces (each with its [n] markers)."""
+    import re
+
+    pieces = re.split(r"(?<=\])\s+", answer.answer)
+    for i, piece in enumerate(pieces):
+        yield piece if i == len(pieces) - 1 else piece + " "
+
+
+def _openai_messages(body: ChatRequest) -> tuple[str, list[dict]]:
+    turns = []
+    for m in body.messages:
+        content = m.content
+        if isinstance(content, list):
+            content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+        if m.role in ("user", "assistant"):
+            turns.append({"role": m.role, "content": content or ""})
+    if not turns or turns[-1]["role"] != "user":
+        raise InputError("the last message must be from the user")
+    return turns[-1]["content"], turns[:-1]
+
+
+def create_app(assistant: Assistant, settings: Settings | None = None, *, with_ui: bool = True) -> FastAPI:
+    """Build the FastAPI app around an already loaded :class:`Assistant`.
+
+    Args:
+        assistant: The facade every route calls.
+        settings: Server and security settings (the assistant's own by default).
+        with_ui: Mount the gradio chat UI at ``/``.
+    """
+    settings = settings or assistant.settings
+    policy = AccessPolicy(settings.security)
+    feedback = FeedbackLog(settings.paths.data_dir / "feedback.jsonl")
+    app = FastAPI(
+        title="Assistant API",
+        description="Grounded answers with citations. Errors are JSON: {error: {message, status}}.",
+        version="0.1.0",
+    )
+    app.state.assistant = assistant
+    origins = split_csv(settings.security.allowed_origins)
+    frame_ancestors = " ".join(["'self'", *[o for o in origins if o != "*"]]) if "*" not in origins else "*"
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):  # noqa: ANN202 - starlette middleware signature
+        length = request.headers.get("content-length")
+        if length and (not length.isdigit() or int(length) > settings.server.max_body_bytes):
+            return _error(413, f"request body larger than {settings.server.max_body_bytes} bytes")
+        path = request.url.path
+        if path.startswith(("/api/", "/v1/")) and request.method != "OPTIONS":
+            try:
+                policy.check(request, chat_route=path in ("/api/ask", "/api/ask/stream"))
+            except AccessError as exc:
+                response = _error(exc.status, exc.message, exc.headers)
+                origin = request.headers.get("origin")
+                if policy.origin_allowed(origin):
+                    response.headers["Access-Control-Allow-Origin"] = origin
+                return response
+        response = await call_next(request)
+        for key, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        response.headers.setdefault("Content-Security-Policy", f"frame-ancestors {frame_ancestors}")
+        if frame_ancestors != "'self'":
+            del response.headers["X-Frame-Options"]
+        return response
+
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type"],
+        max_age=600,
+    )
+
+    @app.exception_handler(AssistantError)
+    async def assistant_error(_: Request, exc: AssistantError) -> JSONResponse:
+        return _error(exc.status if exc.status < 500 else 503, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        if first.get("type") == "json_invalid":
+            return _error(400, "request body is not valid JSON")
+        return _error(422, f"invalid request: {where or 'body'}: {first.get('msg', 'malformed')}")
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return _error(500, "internal error; the server log has details")
+
+    @app.get("/healthz", tags=["status"])
+    def healthz() -> dict:
+        """Liveness and index size."""
+        return assistant.health()
+
+    @app.get("/api/sources", tags=["api"])
+    def sources() -> dict:
+        """The indexed sources."""
+        return {"sources": assistant.sources()}
+
+    @app.post("/api/ask", tags=["api"])
+    async def ask(body: AskRequest) -> dict:
+        """Answer a question; the response is exactly ``Answer.to_dict()``."""
+        history = [m.model_dump() for m in body.history] if body.history else None
+        answer = await run_in_threadpool(assistant.ask, body.question, history)
+        return answer.to_dict()
+
+    @app.post("/api/ask/stream", tags=["api"])
+    async def ask_stream(body: AskRequest) -> EventSourceResponse:
+        """Server-sent events: ``token`` events with text, then one ``done`` event with the full answer."""
+        history = [m.model_dump() for m in body.history] if body.history else None
+        answer = await run_in_threadpool(assistant.ask, body.question, history)
+
+        async def events():  # noqa: ANN202
+            for piece in _stream_pieces(answer):
+                yield {"event": "token", "data": json.dumps({"text": piece})}
+            yield {"event": "done", "data": json.dumps(answer.to_dict())}
+
+        return EventSourceResponse(events(), ping=15)
+
+    @app.post("/api/feedback", tags=["api"])
+    def post_feedback(body: FeedbackRequest) -> dict:
+        """Store a thumbs up/down with the question, answer and citations."""
+        feedback.record(**body.model_dump())
+        return {"stored": True}
+
+    @app.get("/v1/models", tags=["openai"])
+    def models() -> dict:
+        """OpenAI-compatible model list (one model: the assistant)."""
+        return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "assistant"}]}
+
+    @app.post("/v1/chat/completions", tags=["openai"])
+    async def chat_completions(body: ChatRequest):  # noqa: ANN201 - JSON or SSE
+        """OpenAI-compatible chat. Extra fields ``citations`` and ``refused`` carry the grounding."""
+        question, history = _openai_messages(body)
+        answer = await run_in_threadpool(assistant.ask, question, history)
+        data = answer.to_dict()
+        ident, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        if not body.stream:
+            return {
+                "id": ident, "object": "chat.completion", "created": created, "model": body.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.answer},
+                             "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                "citations": data["citations"], "refused": answer.refused,
+            }  # fmt: skip
+
+        def chunk(delta: dict, finish: str | None = None, **extra: object) -> str:
+            return json.dumps({
+                "id": ident, "object": "chat.completion.chunk", "created": created, "model": body.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra,
+            })  # fmt: skip
+
+        async def events():  # noqa: ANN202
+            yield {"data": chunk({"role": "assistant", "content": ""})}
+            for piece in _stream_pieces(answer):
+                yield {"data": chunk({"content": piece})}
+            yield {"data": chunk({}, "stop", citations=data["citations"], refused=answer.refused)}
+            yield {"data": "[DONE]"}
+
+        return EventSourceResponse(events())
+
+    @app.get("/widget.js", include_in_schema=False)
+    def widget() -> Response:
+        """The embeddable chat widget (self-contained, no third-party requests)."""
+        script = resources.files("assistant").joinpath("static/widget.js").read_text(encoding="utf-8")
+        return Response(script, media_type="text/javascript", headers={"Cache-Control": "public, max-age=300"})
+
+    if with_ui:
+        import gradio as gr
+
+        from assistant.ui.chat import build_ui
+
+        app = gr.mount_gradio_app(app, build_ui(assistant, feedback), path="/", footer_links=["api"])
+    return app
+
+
+def serve(settings: Settings) -> None:
+    """Load the assistant (building the index on first run) and serve everything on one port."""
+    import uvicorn
+
+    assistant = Assistant.load(settings, progress=True)
+    app = create_app(assistant, settings)
+    print(f"assistant: serving on http://{settings.server.host}:{settings.server.port}", flush=True)
+    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning")

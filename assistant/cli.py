@@ -1,0 +1,180 @@
+"""Command line: ``assistant ingest | ask | eval | serve``.
+
+Human-readable text by default, ``--json`` for programs. Errors are one line on stderr with a
+non-zero exit code (2 for bad input, 1 for anything else), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from assistant.config import Settings
+from assistant.errors import AssistantError, InputError, SourceError
+
+EXIT_USER_ERROR = 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict = {}
+    if getattr(args, "sources", None):
+        overrides["sources_dir"] = args.sources
+    if getattr(args, "index", None):
+        overrides["index_dir"] = args.index
+    if getattr(args, "llm", None):
+        overrides["llm"] = args.llm
+    return Settings(**overrides)
+
+
+def _load(args: argparse.Namespace, *, progress: bool = False):  # noqa: ANN202 - Assistant is imported lazily
+    from assistant.facade import Assistant
+
+    return Assistant.load(_settings(args), progress=progress)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Index new and changed sources."""
+    from assistant.facade import Assistant
+
+    assistant = Assistant.load(_settings(args), refresh=False)
+    report = assistant.ingest(progress=not args.json and sys.stderr.isatty(), lock_wait_s=args.wait)
+    for skip in report.skipped:
+        print(f"skipped {skip['source']}: {skip['reason']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.summary()))
+    else:
+        print(
+            f"{report.added} added, {report.updated} updated, {report.removed} removed, "
+            f"{report.unchanged} unchanged; {report.chunks} passages; {len(report.skipped)} skipped "
+            f"({report.seconds:.1f} s)"
+        )
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """Answer one question."""
+    history = None
+    if args.history:
+        try:
+            history = json.loads(args.history)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"--history is not valid JSON: {exc}") from None
+    assistant = _load(args)
+    answer = assistant.ask(args.question, history)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False))
+        return 0
+    print(answer.answer)
+    for c in answer.citations:
+        quote = " … ".join(c.text[s - c.start : e - c.start] for s, e in c.highlights)
+        print(f"\n[{c.n}] {c.title} — {c.source} (chars {c.start}–{c.end})\n    “{quote}”")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Score answers on a JSONL question file."""
+    from assistant.evaluation import evaluate, load_items, write_report
+
+    items = load_items(Path(args.file))
+    assistant = _load(args)
+    report = evaluate(assistant, items)
+    if args.out:
+        write_report(report, Path(args.out))
+    summary = report["summary"]
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for r in report["results"]:
+            mark = "ok  " if r["correct"] else "FAIL"
+            print(f"{mark} {r['id']:>6}  {r['question'][:60]:<60}  {r['answer'][:70]}")
+        print()
+        for key, value in summary.items():
+            print(f"{key:>24}: {value}")
+    if args.min_accuracy is not None and summary["accuracy"] < args.min_accuracy:
+        print(f"accuracy {summary['accuracy']} is below --min-accuracy {args.min_accuracy}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the chat UI, the HTTP API and the widget."""
+    from assistant.api.server import serve
+
+    settings = _settings(args)
+    if args.host:
+        settings.server.host = args.host
+    if args.port:
+        settings.server.port = args.port
+    serve(settings)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, with one subcommand per verb."""
+    parser = argparse.ArgumentParser(
+        prog="assistant", description="Answers questions from a folder of source articles, with citations."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--sources", type=Path, help="sources folder (default: ASSISTANT_SOURCES_DIR or ./sources)")
+        p.add_argument("--index", type=Path, help="index folder (default: ASSISTANT_INDEX_DIR or ./index)")
+
+    p = sub.add_parser("ingest", help="index new and changed sources, drop deleted ones")
+    common(p)
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    p.add_argument("--wait", type=float, default=0.0, help="seconds to wait if another ingest is running")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("ask", help="answer one question with citations")
+    common(p)
+    p.add_argument("question", help="the question, in quotes")
+    p.add_argument("--history", help='earlier turns as JSON: [{"role": "user", "content": "..."}, ...]')
+    p.add_argument("--llm", help="answer backend, e.g. extractive or openai:<model>")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("eval", help="score answers on a JSONL file of questions and known facts")
+    common(p)
+    p.add_argument("file", help="JSONL lines {id, question, facts, answerable, history?}")
+    p.add_argument("--llm", help="answer backend to evaluate")
+    p.add_argument("--out", help="folder for report.json and report.md")
+    p.add_argument("--min-accuracy", type=float, help="exit non-zero when accuracy is below this")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("serve", help="serve the chat UI, HTTP API and embeddable widget")
+    common(p)
+    p.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 7860)")
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("bm25s", "chromadb", "sentence_transformers", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (InputError, SourceError) as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except AssistantError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; the index keeps every source that finished", file=sys.stderr)
+        return 130
+    except ValueError as exc:  # pydantic validation of settings
+        print(f"error: invalid setting: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Question analysis, input validation and text utilities."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.answer.question import AnswerType, analyse, answer_type, validate_history, validate_question
+from assistant.errors import InputError
+from assistant.text import sentences, terms
+
+
+@pytest.mark.parametrize("bad", ["", "   \n\t", None, 42, ["q"]])
+def test_empty_or_non_string_questions_are_rejected(bad):
+    with pytest.raises(InputError):
+        validate_question(bad, 2000)
+
+
+def test_long_question_is_rejected_with_the_limit():
+    with pytest.raises(InputError, match="too long.*2000"):
+        validate_question("why " * 25_000, 2000)
+
+
+def test_nul_bytes_are_dropped():
+    assert validate_question("what\x00 now?", 100) == "what  now?"
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        "not a list",
+        [{"role": "system", "content": "x"}],
+        [{"role": "user"}],
+        [{"role": "user", "content": 3}],
+        [{"role": "user", "content": "x", "extra": 1}],
+        ["just a string"],
+    ],
+)
+def test_malformed_history_is_rejected(history):
+    with pytest.raises(InputError, match="history"):
+        validate_history(history, 20)
+
+
+def test_history_keeps_the_last_turns():
+    turns = [{"role": "user", "content": str(i)} for i in range(30)]
+    assert [t["content"] for t in validate_history(turns, 4)] == ["26", "27", "28", "29"]
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("How many stores are there?", AnswerType.NUMBER),
+        ("What does the car cost?", AnswerType.NUMBER),
+        ("When will it launch?", AnswerType.DATE),
+        ("Who runs the company?", AnswerType.PERSON),
+        ("Where is the head office?", AnswerType.PLACE),
+        ("What is the strategy?", AnswerType.OTHER),
+    ],
+)
+def test_answer_types(question, kind):
+    assert answer_type(question) is kind
+
+
+def test_follow_up_borrows_the_previous_question():
+    history = [{"role": "user", "content": "Where did the company open its exhibition?"}]
+    q = analyse("What did it show there?", history)
+    assert "exhibit" in q.context_terms and "Where did" in q.search_text
+    standalone = analyse("What did Xiaomi show at the exhibition in Paris?", [])
+    assert standalone.context_terms == [] and standalone.search_text == standalone.text
+
+
+def test_compound_question_is_split():
+    q = analyse("What is the price of the car and when will it be sold in Europe?", [])
+    assert len(q.parts) == 2
+    assert q.parts[1].kind is AnswerType.DATE
+
+
+def test_terms_stem_and_fold():
+    assert terms("Xiaomi’s shipped vehicles, USD 28,000") == ["xiaomi", "ship", "vehicl", "dollar", "28000"]
+    assert "write" in terms("It was written by her") and "sell" in terms("units sold")
+
+
+def test_sentences_keep_offsets_and_respect_abbreviations():
+    text = "Dr. Smith met Mr. Jones in the U.S. office. Sales rose 5.5% in Q3! Next line\nHeading"
+    spans = sentences(text, offset=10)
+    assert [s.text for s in spans] == [
+        "Dr. Smith met Mr. Jones in the U.S. office.",
+        "Sales rose 5.5% in Q3!",
+        "Next line",
+        "Heading",
+    ]
+    for s in spans:
+        assert text[s.start - 10 : s.end - 10] == s.text

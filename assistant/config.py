@@ -104,6 +104,9 @@ class ServerSettings(_Section):
     host: str = Field("127.0.0.1", description="Interface to bind.")
     port: int = Field(7860, ge=1, le=65535, description="Port to bind.")
     max_body_bytes: int = Field(256_000, ge=1024, description="Largest accepted request body.")
+    widget_greeting: str = Field(
+        "Hi! Ask me about the articles; I answer with numbered sources.", description="Widget's first message."
+    )
 
 
 class SecuritySettings(_Section):

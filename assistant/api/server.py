@@ -124,7 +124,7 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
         path = request.url.path
         if path.startswith(("/api/", "/v1/")) and request.method != "OPTIONS":
             try:
-                policy.check(request, chat_route=path in ("/api/ask", "/api/ask/stream"))
+                policy.check(request, chat_route=path in ("/api/ask", "/api/ask/stream", "/api/widget/config"))
             except AccessError as exc:
                 response = _error(exc.status, exc.message, exc.headers)
                 origin = request.headers.get("origin")
@@ -193,6 +193,14 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
             yield {"event": "done", "data": json.dumps(answer.to_dict())}
 
         return EventSourceResponse(events(), ping=15)
+
+    @app.get("/api/widget/config", tags=["widget"])
+    def widget_config() -> dict:
+        """Settings the widget needs; reachable cross-origin only from allowed origins (CORS)."""
+        from assistant.ui.chat import example_questions
+
+        return {"title": "Ask the sources", "greeting": settings.server.widget_greeting,
+                "examples": example_questions(assistant)}  # fmt: skip
 
     @app.post("/api/feedback", tags=["api"])
     def post_feedback(body: FeedbackRequest) -> dict:

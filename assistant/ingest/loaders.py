@@ -34,7 +34,7 @@ class SourceDocument:
     text: str
     title: str
     body_offset: int = 0
-    metadata: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str | list[str]] = field(default_factory=dict)
 
 
 def _decode(data: bytes, name: str) -> str:
@@ -61,6 +61,12 @@ def load_text(path: Path, data: bytes) -> SourceDocument:
     return SourceDocument(text=text, title=_title_from_name(path))
 
 
+def _meta_value(value: object) -> str | list[str]:
+    if isinstance(value, list):
+        return [str(item) for item in value]
+    return str(value)
+
+
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 _MD_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
@@ -68,7 +74,7 @@ _MD_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
 def load_markdown(path: Path, data: bytes) -> SourceDocument:
     """Markdown with optional YAML front matter (title, outlet, author, date, ...)."""
     raw = _decode(data, path.name)
-    metadata: dict[str, str] = {}
+    metadata: dict[str, str | list[str]] = {}
     body_offset = 0
     match = _FRONT_MATTER.match(raw)
     if match:
@@ -77,13 +83,13 @@ def load_markdown(path: Path, data: bytes) -> SourceDocument:
         except yaml.YAMLError as exc:
             raise SourceError(f"{path.name}: front matter is not valid YAML ({exc})") from None
         if isinstance(parsed, dict):
-            metadata = {str(k): str(v) for k, v in parsed.items() if v is not None}
+            metadata = {str(k): _meta_value(v) for k, v in parsed.items() if v is not None}
         body_offset = match.end()
     body = raw[body_offset:]
     if not body.strip():
         raise SourceError(f"{path.name}: the file has front matter but no text")
     heading = _MD_HEADING.search(body)
-    title = metadata.pop("title", None) or (heading.group(1) if heading else _title_from_name(path))
+    title = str(metadata.pop("title", "") or "") or (heading.group(1) if heading else _title_from_name(path))
     return SourceDocument(text=body, title=title, body_offset=body_offset, metadata=metadata)
 
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from assistant.answer.extractive import ExtractiveAnswerer, SentenceRef
 from assistant.answer.question import Question, analyse, validate_history, validate_question
+from assistant.answer.generative import GenerativeAnswerer
+from assistant.answer.llm import make_chat_model
 from assistant.answer.types import Answer, Citation
+from assistant.answer.verify import Verifier
 from assistant.config import Settings
 from assistant.embeddings import SentenceEmbedder
 from assistant.ingest.pipeline import IngestReport, ingest
@@ -33,13 +37,16 @@ class Assistant:
     in yourself (tests inject a fake embedder and a temporary Chroma client).
     """
 
-    def __init__(self, settings: Settings, embedder: SentenceEmbedder, store: PassageStore) -> None:
+    def __init__(
+        self, settings: Settings, embedder: SentenceEmbedder, store: PassageStore, chat_model: Any | None = None
+    ) -> None:
         self.settings = settings
         self.embedder = embedder
         self.store = store
         self._lock = threading.RLock()
         self.last_ingest: IngestReport | None = None
         self._rebuild()
+        self.generator = self._make_generator(chat_model)
 
     @classmethod
     def load(cls, settings: Settings | None = None, *, refresh: bool = True, progress: bool = False) -> Assistant:
@@ -57,6 +64,18 @@ class Assistant:
         if refresh:
             assistant.ingest(progress=progress)
         return assistant
+
+    def _make_generator(self, chat_model: Any | None) -> GenerativeAnswerer | None:
+        chat_model = chat_model if chat_model is not None else make_chat_model(self.settings.llm)
+        if chat_model is None:
+            return None
+
+        def retrieve(question: str) -> list[Passage]:
+            with self._lock:
+                retriever = self.retriever
+            return retriever.search(question)
+
+        return GenerativeAnswerer(chat_model, Verifier(self.embedder), retrieve)
 
     # --- index -------------------------------------------------------------------------------------
 
@@ -119,10 +138,19 @@ class Assistant:
 
         Raises:
             InputError: The question is empty or too long, or the history is malformed.
+            BackendError: A generative backend failed.
         """
         started = time.perf_counter()
         text = validate_question(question, self.settings.answer.max_question_chars)
         turns = validate_history(history, self.settings.answer.max_history_turns)
+        if self.generator is not None:
+            answer = self._ask_generative(text, turns)
+        else:
+            answer = self._ask_extractive(text, turns)
+        answer.timings_ms["total"] = (time.perf_counter() - started) * 1000
+        return answer
+
+    def _ask_extractive(self, text: str, turns: list[dict[str, str]]) -> Answer:
         timings: dict[str, float] = {}
         parsed = analyse(text, turns)
         with self._lock:
@@ -148,28 +176,64 @@ class Assistant:
             for sentence in selection.sentences:
                 if all(sentence.text != s.text for _, s in chosen):
                     chosen.append((evidence.passages[sentence.passage], sentence))
-        answer = self._compose(chosen, retrieved, confidence, notes)
-        answer.timings_ms = {**timings, "total": (time.perf_counter() - started) * 1000}
+        if not chosen:
+            answer = Answer(refusal_text(), refused=True, confidence=confidence, retrieved=retrieved, notes=notes)
+        else:
+            citations = _Citations()
+            parts = [f"{s.text} {citations.cite(p, [(s.start, s.end)])}" for p, s in chosen]
+            answer = Answer(" ".join(parts), refused=False, citations=citations.all(), confidence=confidence,
+                            retrieved=retrieved, notes=notes)  # fmt: skip
+        answer.timings_ms = timings
         return answer
 
-    def _compose(
-        self, chosen: list[tuple[Passage, SentenceRef]], retrieved: list[str], confidence: float, notes: list[str]
-    ) -> Answer:
-        if not chosen:
-            return Answer(refusal_text(), refused=True, confidence=confidence, retrieved=retrieved, notes=notes)
-        citations: dict[str, Citation] = {}
-        parts = []
-        for passage, sentence in chosen:
-            citation = citations.get(passage.id)
-            if citation is None:
-                citation = Citation(
-                    n=len(citations) + 1, source=passage.source, title=passage.title, text=passage.text,
-                    start=passage.start, end=passage.end, chunk_id=passage.id,
-                )  # fmt: skip
-                citations[passage.id] = citation
-            citation.highlights.append((sentence.start, sentence.end))
-            parts.append(f"{sentence.text} [{citation.n}]")
-        return Answer(
-            " ".join(parts), refused=False, citations=list(citations.values()),
-            confidence=confidence, retrieved=retrieved, notes=notes,
-        )  # fmt: skip
+    def _ask_generative(self, text: str, turns: list[dict[str, str]]) -> Answer:
+        t0 = time.perf_counter()
+        draft = self.generator.draft(text, turns)
+        generate_ms = (time.perf_counter() - t0) * 1000
+        spec = self.settings.llm.spec
+        verification = draft.verification
+        if verification is None or not verification.sentences:
+            why = "the model found no answer" if draft.refused_by_model else "verification removed every sentence"
+            answer = self._ask_extractive(text, turns)
+            answer.backend = f"extractive (fallback: {why} with {spec})"
+            answer.notes = [*(verification.notes if verification else []), *answer.notes]
+        else:
+            citations = _Citations()
+            parts = []
+            for sentence in verification.sentences:
+                marks = "".join(
+                    citations.cite(draft.passages[i], sentence.support if i == sentence.passages[0] else [])
+                    for i in sentence.passages
+                )
+                parts.append(f"{sentence.text} {marks}")
+            kept = len(verification.sentences)
+            answer = Answer(
+                " ".join(parts), refused=False, citations=citations.all(), backend=spec,
+                confidence=kept / (kept + sum(n.startswith("removed") for n in verification.notes)),
+                retrieved=[p.id for p in draft.passages], notes=verification.notes,
+            )  # fmt: skip
+        answer.timings_ms["generate"] = generate_ms
+        return answer
+
+
+class _Citations:
+    """Numbers passages in order of first use and collects the sentences each one supports."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Citation] = {}
+
+    def cite(self, passage: Passage, highlights: list[tuple[int, int]]) -> str:
+        citation = self._by_id.get(passage.id)
+        if citation is None:
+            citation = Citation(
+                n=len(self._by_id) + 1, source=passage.source, title=passage.title, text=passage.text,
+                start=passage.start, end=passage.end, chunk_id=passage.id,
+            )  # fmt: skip
+            self._by_id[passage.id] = citation
+        for span in highlights:
+            if span not in citation.highlights:
+                citation.highlights.append(span)
+        return f"[{citation.n}]"
+
+    def all(self) -> list[Citation]:
+        return list(self._by_id.values())

@@ -21,7 +21,7 @@ import numpy as np
 
 from assistant.answer.question import AnswerType, Question
 from assistant.config import AnswerSettings
-from assistant.retrieval import Corpus, Passage
+from assistant.retrieval import Corpus
 from assistant.text import NUMBER, YEAR_OR_DATE, is_heading, proper_names, terms
 
 SEMANTIC_WEIGHT = 0.5

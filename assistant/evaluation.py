@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -106,8 +107,12 @@ def _percentile(values: list[float], q: float) -> float:
 def evaluate(assistant: Assistant, items: list[EvalItem]) -> dict:
     """Ask every question and return the report (summary and per-question results)."""
     results = []
+    answered_by: Counter[str] = Counter()
+    outside = 0
     for item in items:
         answer = assistant.ask(item.question, item.history or None)
+        answered_by[answer.backend] += 1
+        outside += sum(c.chunk_id not in answer.retrieved for c in answer.citations)
         retrieved = [assistant.corpus.passage(pid).text for pid in answer.retrieved if pid in assistant.corpus.row]
         results.append(score_item(item, answer.to_dict(), retrieved, answer.timings_ms.get("total", 0.0)))
     answerable = [r for r in results if r.answerable]
@@ -125,6 +130,8 @@ def evaluate(assistant: Assistant, items: list[EvalItem]) -> dict:
         "k": assistant.settings.retrieval.top_k,
         "latency_ms_p50": round(_percentile(latencies, 0.5), 2),
         "latency_ms_p95": round(_percentile(latencies, 0.95), 2),
+        "citations_outside_retrieved": outside,
+        "answered_by": dict(answered_by),
     }
     return {"summary": summary, "results": [asdict(r) for r in results]}
 

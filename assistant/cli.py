@@ -29,7 +29,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
-def _load(args: argparse.Namespace, *, progress: bool = False):  # noqa: ANN202 - Assistant is imported lazily
+def _load(args: argparse.Namespace, *, progress: bool = False):
     from assistant.facade import Assistant
 
     return Assistant.load(_settings(args), progress=progress)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Bumped whenever chunk boundaries or chunk metadata change, so old indexes are not reused.
-SPLITTER_VERSION = "3"
+SPLITTER_VERSION = "4"
 
 
 class _Section(BaseModel):
@@ -58,14 +58,15 @@ class RetrievalSettings(_Section):
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in the fusion.")
     lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
+    refresh_interval_s: float = Field(
+        10.0, ge=0, description="How often to check whether another process changed the index."
+    )
 
 
 class AnswerSettings(_Section):
     """Calibration of the extractive answerer."""
 
-    min_confidence: float = Field(
-        0.5, ge=0, le=1, description="Answers whose evidence scores below this are refused."
-    )
+    min_confidence: float = Field(0.5, ge=0, le=1, description="Answers whose evidence scores below this are refused.")
     max_sentences: int = Field(3, ge=1, le=10, description="Longest answer, in sentences.")
     max_question_chars: int = Field(2000, ge=10, description="Longer questions are rejected.")
     max_history_turns: int = Field(20, ge=0, description="History turns considered for follow-ups.")
@@ -114,9 +115,7 @@ class SecuritySettings(_Section):
 
     api_keys: str = Field("", description="Comma-separated API keys; empty leaves the API open.")
     widget_key: str = Field("", description="Chat-only public key the widget sends, if keys are on.")
-    allowed_origins: str = Field(
-        "", description="Comma-separated origins that may embed the widget and call the API."
-    )
+    allowed_origins: str = Field("", description="Comma-separated origins that may embed the widget and call the API.")
     rate_limit_per_minute: int = Field(120, ge=0, description="Requests per client per minute.")
 
 

@@ -25,6 +25,7 @@ def model_path(spec: str) -> Path:
 
     Raises:
         ConfigError: The bundled package is not installed or the folder does not exist.
+
     """
     if spec.startswith(BUNDLED_PREFIX):
         try:

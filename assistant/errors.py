@@ -9,6 +9,7 @@ class AssistantError(Exception):
     Attributes:
         message: A sentence a user can act on.
         status: The HTTP status an API edge should answer with.
+
     """
 
     status = 500
@@ -30,7 +31,7 @@ class SourceError(AssistantError):
     status = 422
 
 
-class IndexError_(AssistantError):  # noqa: N801 - trailing underscore avoids shadowing the builtin
+class IndexError_(AssistantError):  # noqa: N801, N818 - the name mirrors the builtin it must not shadow
     """The index is missing, locked by another ingest, or inconsistent."""
 
     status = 503

@@ -44,6 +44,7 @@ def load_items(path: Path) -> list[EvalItem]:
 
     Raises:
         InputError: The file is missing or a line is malformed (the line number is named).
+
     """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -126,7 +127,9 @@ def evaluate(assistant: Assistant, items: list[EvalItem]) -> dict:
         "citation_support": round(statistics.fmean(r.supported for r in answerable), 4) if answerable else None,
         "refusal_accuracy": round(statistics.fmean(r.refused for r in unanswerable), 4) if unanswerable else None,
         "refused_unanswerable": f"{sum(r.refused for r in unanswerable)}/{len(unanswerable)}",
-        "retrieval_recall_at_k": round(statistics.fmean(r.retrieval_hit for r in answerable), 4) if answerable else None,
+        "retrieval_recall_at_k": round(statistics.fmean(r.retrieval_hit for r in answerable), 4)
+        if answerable
+        else None,
         "k": assistant.settings.retrieval.top_k,
         "latency_ms_p50": round(_percentile(latencies, 0.5), 2),
         "latency_ms_p95": round(_percentile(latencies, 0.95), 2),
@@ -145,9 +148,7 @@ def render_markdown(report: dict) -> str:
     for r in report["results"]:
         answer = r["answer"].replace("|", "\\|").replace("\n", " ")
         ok = "yes" if r["correct"] else "**no**"
-        lines.append(
-            f"| {r['id']} | {ok} | {r['refused']} | {r['supported']} | {r['question']} | {answer[:300]} |"
-        )
+        lines.append(f"| {r['id']} | {ok} | {r['refused']} | {r['supported']} | {r['question']} | {answer[:300]} |")
     return "\n".join(lines) + "\n"
 
 

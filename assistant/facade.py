@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from assistant.answer.extractive import ExtractiveAnswerer, SentenceRef
-from assistant.answer.question import Question, analyse, validate_history, validate_question
 from assistant.answer.generative import GenerativeAnswerer
 from assistant.answer.llm import make_chat_model
+from assistant.answer.question import Question, analyse, validate_history, validate_question
 from assistant.answer.types import Answer, Citation
 from assistant.answer.verify import Verifier
 from assistant.config import Settings
@@ -56,6 +56,7 @@ class Assistant:
             settings: Settings; read from ``ASSISTANT_*`` variables and ``.env`` when omitted.
             refresh: Run an incremental ingest first (a no-op when nothing changed).
             progress: Show ingest progress on stderr.
+
         """
         settings = settings or Settings()
         embedder = SentenceEmbedder.from_settings(settings.embedding)
@@ -80,10 +81,27 @@ class Assistant:
     # --- index -------------------------------------------------------------------------------------
 
     def _rebuild(self) -> None:
+        self._generation = self.store.generation()
+        self._checked_at = time.monotonic()
         corpus = Corpus(self.store)
         self.retriever = HybridRetriever.build(self.store, self.embedder, self.settings.retrieval, corpus=corpus)
         self.answerer = ExtractiveAnswerer(corpus, self.settings.answer)
         self.corpus = corpus
+
+    def refresh_if_changed(self) -> bool:
+        """Rebuild the search structures if another process changed the index.
+
+        Checked at most every ``retrieval.refresh_interval_s`` seconds; this is how replicas sharing a
+        Chroma server stay current.
+        """
+        if time.monotonic() - self._checked_at < self.settings.retrieval.refresh_interval_s:
+            return False
+        self._checked_at = time.monotonic()
+        if self.store.generation() == self._generation:
+            return False
+        with self._lock:
+            self._rebuild()
+        return True
 
     def ingest(self, *, progress: bool = False, lock_wait_s: float = 0.0) -> IngestReport:
         """Bring the index in line with the sources folder and reload the search structures."""
@@ -116,7 +134,7 @@ class Assistant:
 
     def _evidence(self, retriever: HybridRetriever, question: Question, q_vec: np.ndarray) -> _Evidence:
         passages = retriever.search(question.search_text, query_vector=q_vec)
-        by_chunk = self.store.sentences_of([p.id for p in passages])
+        by_chunk = self.store.sentences_of({p.id: p.source_hash for p in passages})
         sentences = []
         for i, passage in enumerate(passages):
             rows = by_chunk.get(passage.id, [])
@@ -139,14 +157,14 @@ class Assistant:
         Raises:
             InputError: The question is empty or too long, or the history is malformed.
             BackendError: A generative backend failed.
+
         """
         started = time.perf_counter()
         text = validate_question(question, self.settings.answer.max_question_chars)
+        self.refresh_if_changed()
         turns = validate_history(history, self.settings.answer.max_history_turns)
-        if self.generator is not None:
-            answer = self._ask_generative(text, turns)
-        else:
-            answer = self._ask_extractive(text, turns)
+        generative = self.generator is not None
+        answer = self._ask_generative(text, turns) if generative else self._ask_extractive(text, turns)
         answer.timings_ms["total"] = (time.perf_counter() - started) * 1000
         return answer
 
@@ -192,9 +210,17 @@ class Assistant:
         generate_ms = (time.perf_counter() - t0) * 1000
         spec = self.settings.llm.spec
         verification = draft.verification
-        if verification is None or not verification.sentences:
+        extractive = self._ask_extractive(text, turns)
+        floor = EVIDENCE_FLOOR * self.settings.answer.min_confidence
+        if extractive.refused and extractive.confidence < floor:
+            # Grounded is not the same as relevant: a model can cite true sentences that do not answer.
+            # When the sources hold too little evidence for the question at all, refuse.
+            extractive.backend = spec
+            extractive.notes = ["the sources hold too little evidence for this question", *extractive.notes]
+            answer = extractive
+        elif verification is None or not verification.sentences:
             why = "the model found no answer" if draft.refused_by_model else "verification removed every sentence"
-            answer = self._ask_extractive(text, turns)
+            answer = extractive
             answer.backend = f"extractive (fallback: {why} with {spec})"
             answer.notes = [*(verification.notes if verification else []), *answer.notes]
         else:
@@ -214,6 +240,10 @@ class Assistant:
             )  # fmt: skip
         answer.timings_ms["generate"] = generate_ms
         return answer
+
+
+#: A generated answer needs at least this share of the extractive confidence threshold as evidence.
+EVIDENCE_FLOOR = 0.8
 
 
 class _Citations:

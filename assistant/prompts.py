@@ -52,6 +52,7 @@ def load_prompt(name: str, directory: Path = PROMPTS_DIR) -> PromptTemplate:
 
     Raises:
         ConfigError: The file is missing or malformed.
+
     """
     path = directory / f"{name}.yaml"
     try:

@@ -31,6 +31,7 @@ class Passage:
     text: str
     start: int
     end: int
+    source_hash: str = ""
     dense: float = 0.0
     lexical: float = 0.0
     fused: float = 0.0
@@ -88,7 +89,7 @@ class Corpus:
         extra = json.loads(meta.get("extra") or "{}")
         return Passage(
             id=pid, source=meta["source"], title=meta.get("title", ""), text=self.texts[i],
-            start=int(meta["start"]), end=int(meta["end"]), metadata=extra,
+            start=int(meta["start"]), end=int(meta["end"]), source_hash=meta["source_hash"], metadata=extra,
         )  # fmt: skip
 
     def lexical_search(self, query_terms: list[str], k: int) -> list[tuple[str, float]]:

@@ -66,6 +66,20 @@ class PassageStore:
         self.sentences = client.get_or_create_collection(
             f"{name}-sentences", configuration=cosine, embedding_function=None
         )
+        # One record whose value changes after every ingest that changed something: replicas sharing a
+        # Chroma server poll it to know when to rebuild their lexical index.
+        self.meta = client.get_or_create_collection(f"{name}-meta", embedding_function=None)
+
+    def generation(self) -> str:
+        """An opaque marker that changes whenever the indexed content changes."""
+        found = self.meta.get(ids=["generation"], include=["metadatas"])
+        return str(found["metadatas"][0]["value"]) if found["ids"] else ""
+
+    def bump_generation(self) -> None:
+        """Announce that the content changed."""
+        import uuid
+
+        self.meta.upsert(ids=["generation"], embeddings=[[0.0]], metadatas=[{"value": uuid.uuid4().hex}])
 
     # --- reading -----------------------------------------------------------------------------------
 
@@ -103,15 +117,22 @@ class PassageStore:
                 states[source] = state
         return states
 
-    def sentences_of(self, chunk_ids: list[str]) -> dict[str, list[tuple[str, int, int, np.ndarray]]]:
-        """The sentences of the given passages: ``{chunk_id: [(text, start, end, vector), ...]}``."""
-        if not chunk_ids:
+    def sentences_of(self, passages: dict[str, str]) -> dict[str, list[tuple[str, int, int, np.ndarray]]]:
+        """The sentences of passages given as ``{chunk_id: source_hash}``.
+
+        Returns:
+            ``{chunk_id: [(text, start, end, vector), ...]}`` in reading order, for that version only.
+
+        """
+        if not passages:
             return {}
         page = self.sentences.get(
-            where={"chunk_id": {"$in": list(chunk_ids)}}, include=["documents", "metadatas", "embeddings"]
+            where={"chunk_id": {"$in": list(passages)}}, include=["documents", "metadatas", "embeddings"]
         )
         out: dict[str, list[tuple[str, int, int, np.ndarray]]] = defaultdict(list)
         for text, meta, vector in zip(page["documents"], page["metadatas"], page["embeddings"], strict=True):
+            if passages.get(meta["chunk_id"]) != meta["source_hash"]:
+                continue  # a newer or older version of the source is being written
             out[meta["chunk_id"]].append((text, int(meta["start"]), int(meta["end"]), np.asarray(vector)))
         for rows in out.values():
             rows.sort(key=lambda row: row[1])
@@ -133,14 +154,15 @@ class PassageStore:
         """Store a new version of one source, then remove what is left of its previous version.
 
         ``passages`` items have ``id, text, start, end, n``; ``sentences`` items have
-        ``id, chunk_id, text, start, end``. Until the last passage is written the source counts as
-        incomplete and readers ignore it.
+        ``id, chunk_id, text, start, end``. Sentence ids carry the content hash, so a new version's
+        sentences never overwrite the version readers may still use. Until the last passage is written the
+        source counts as incomplete and readers ignore it.
         """
         common = {"source": source, "source_hash": digest}
         for i in range(0, len(sentences), _PAGE):
             batch = sentences[i : i + _PAGE]
             self.sentences.upsert(
-                ids=[s["id"] for s in batch],
+                ids=[f"{s['id']}@{digest}" for s in batch],
                 documents=[s["text"] for s in batch],
                 embeddings=sentence_vectors[i : i + len(batch)],
                 metadatas=[{**common, "chunk_id": s["chunk_id"], "start": s["start"], "end": s["end"]} for s in batch],

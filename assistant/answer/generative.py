@@ -47,6 +47,7 @@ class GenerativeAnswerer:
         chat_model: A LangChain chat model (``ChatOpenAI``, ``ChatOllama``, ``ChatLlamaCpp``, a fake).
         verifier: Checks sentences against passages.
         retrieve: Returns the passages for a standalone question.
+
     """
 
     def __init__(self, chat_model: Runnable, verifier: Verifier, retrieve: Callable[[str], list[Passage]]) -> None:
@@ -73,6 +74,7 @@ class GenerativeAnswerer:
 
         Raises:
             BackendError: The model could not be reached or failed mid-answer.
+
         """
         standalone = self.condense(question, history)
         passages = self.retrieve(standalone)

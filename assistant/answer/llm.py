@@ -25,13 +25,16 @@ def make_chat_model(settings: LLMSettings) -> Any | None:
 
     Raises:
         ConfigError: Unknown provider, missing model name, or the provider's package is not installed.
+
     """
     spec = settings.spec.strip()
     if spec == EXTRACTIVE:
         return None
     provider, _, name = spec.partition(":")
     if not name:
-        raise ConfigError(f"ASSISTANT_LLM={spec!r}: use 'extractive', 'openai:<model>', 'ollama:<model>' or 'llamacpp:<path>'")
+        raise ConfigError(
+            f"ASSISTANT_LLM={spec!r}: use 'extractive', 'openai:<model>', 'ollama:<model>' or 'llamacpp:<path>'"
+        )
     if provider == "openai":
         module = _require("langchain_openai", "langchain-openai")
         return module.ChatOpenAI(

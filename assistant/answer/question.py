@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from assistant.errors import InputError
 from assistant.text import STOPWORDS, terms
 
 # Words that frame a question rather than name what it is about.
-_FRAMING = frozenset(terms("many much name mention mentioned describe explain happen happened kind type sort", keep_stopwords=True))
+_FRAMING = frozenset(
+    terms("many much name mention mentioned describe explain happen happened kind type sort", keep_stopwords=True)
+)
 
 
-class AnswerType(str, Enum):
+class AnswerType(StrEnum):
     """What a real answer must contain beyond the words of the question."""
 
     NUMBER = "number"
@@ -24,26 +26,48 @@ class AnswerType(str, Enum):
 
 
 _TYPE_RULES: list[tuple[AnswerType, re.Pattern[str]]] = [
-    (AnswerType.NUMBER, re.compile(
-        r"\bhow (many|much|big|large|long|far|fast|old|high|tall|heavy)\b|"
-        r"\b(what|which)( is| was| are| were)?( the)? (percentage|percent|share|proportion|number|amount|"
-        r"price|cost|fraction|total|figure|count|revenue|rate)\b|"
-        r"\b(cost|costs|priced|price)\b", re.IGNORECASE)),
-    (AnswerType.DATE, re.compile(
-        r"^\W*when\b|\b(what|which) (year|month|date|day|quarter|time)\b|\bby when\b|\bsince when\b|"
-        r"\bin (what|which) (year|month)\b", re.IGNORECASE)),
-    (AnswerType.PERSON, re.compile(
-        r"^\W*(who|whom)\b|\bwho\b(?! *(are|is) the (target|customers?))|"
-        r"\b(which|what) (executive|person|people|founder|president|ceo|chairman|analyst|author|writer|"
-        r"journalist|official|leader|manager|spokesperson|insider|expert)s?\b", re.IGNORECASE)),
-    (AnswerType.PLACE, re.compile(
-        r"^\W*where\b|\bwhere\b|\b(which|what) (country|countries|city|cities|region|regions|continent|"
-        r"nation|nations|district|street|location|place)\b|\bin (which|what) (country|city)\b", re.IGNORECASE)),  # fmt: skip
+    (
+        AnswerType.NUMBER,
+        re.compile(
+            r"\bhow (many|much|big|large|long|far|fast|old|high|tall|heavy)\b|"
+            r"\b(what|which)( is| was| are| were)?( the)? (percentage|percent|share|proportion|number|amount|"
+            r"price|cost|fraction|total|figure|count|revenue|rate)\b|"
+            r"\b(cost|costs|priced|price)\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        AnswerType.DATE,
+        re.compile(
+            r"^\W*when\b|\b(what|which) (year|month|date|day|quarter|time)\b|\bby when\b|\bsince when\b|"
+            r"\bin (what|which) (year|month)\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        AnswerType.PERSON,
+        re.compile(
+            r"^\W*(who|whom)\b|\bwho\b(?! *(are|is) the (target|customers?))|"
+            r"\b(which|what) (executive|person|people|founder|president|ceo|chairman|analyst|author|writer|"
+            r"journalist|official|leader|manager|spokesperson|insider|expert)s?\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        AnswerType.PLACE,
+        re.compile(
+            r"^\W*where\b|\bwhere\b|\b(which|what) (country|countries|city|cities|region|regions|continent|"
+            r"nation|nations|district|street|location|place)\b|\bin (which|what) (country|city)\b",
+            re.IGNORECASE,
+        ),
+    ),
 ]
 
 _ASKED_NOUNS = re.compile(r"\b(?:which|what)\s+((?:[\w-]+\s+){0,3}[\w-]+)", re.IGNORECASE)
 _LIST_CUE = re.compile(r"\b(list|name all|what are|which are|who are)\b", re.IGNORECASE)
-_NOT_PLURAL = frozenset("is was has does as its this us plus bus gas news series always perhaps".split())
+_NOT_PLURAL = frozenset(
+    ["is", "was", "has", "does", "as", "its", "this", "us", "plus", "bus", "gas", "news", "series", "always", "perhaps"]
+)
 
 
 def wants_several(question: str) -> bool:
@@ -57,6 +81,8 @@ def wants_several(question: str) -> bool:
             if word.endswith("s") and not word.endswith("ss"):
                 return True
     return False
+
+
 _ANAPHORA = re.compile(
     r"\b(it|its|it's|they|them|their|theirs|there|this|that|these|those|he|she|his|her|him|the company|"
     r"the same|the car|the vehicle|the article|the event)\b",
@@ -87,6 +113,7 @@ class Question:
         kind: The answer type a real answer must contain.
         wants_several: The question asks for several items.
         parts: Sub-questions of a compound question (itself alone when simple).
+
     """
 
     text: str
@@ -104,6 +131,7 @@ def validate_history(history: object, max_turns: int) -> list[dict[str, str]]:
 
     Raises:
         InputError: The history is not in that shape.
+
     """
     if history is None:
         return []
@@ -126,6 +154,7 @@ def validate_question(question: object, max_chars: int) -> str:
 
     Raises:
         InputError: Not a string, empty, or too long.
+
     """
     if not isinstance(question, str):
         raise InputError("question must be a string")

@@ -18,6 +18,7 @@ class Citation:
         end: Offset one past the passage's end.
         chunk_id: The passage's stable id ``<source-id>:<n>``.
         highlights: Spans (same coordinates) of the sentences that support the answer.
+
     """
 
     n: int
@@ -56,6 +57,7 @@ class Answer:
         confidence: The answerer's evidence score, 0..1.
         retrieved: Ids of every passage retrieved (citations are always among them).
         notes: What verification removed, or why the answer was refused.
+
     """
 
     answer: str

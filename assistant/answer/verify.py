@@ -26,6 +26,7 @@ from assistant.text import NUMBER, YEAR_OR_DATE, normalize, proper_names, senten
 MIN_TERM_SUPPORT = 0.6
 MIN_SEMANTIC_SUPPORT = 0.62
 _MARKER = re.compile(r"\s*\[(\d+)\]")
+_MARKERS_AFTER_STOP = re.compile(r"([.!?])((?:\s*\[\d+\])+)")
 
 
 @dataclass(slots=True)
@@ -83,7 +84,9 @@ class Verifier:
         """Keep the supported sentences of ``output`` with their valid citations."""
         kept: list[VerifiedSentence] = []
         notes: list[str] = []
-        for span in sentences(output.strip()):
+        # "Sentence. [1] Next" -> "Sentence [1]. Next": markers belong to the sentence they follow.
+        output = _MARKERS_AFTER_STOP.sub(lambda m: m.group(2) + m.group(1), output.strip())
+        for span in sentences(output):
             markers = [int(n) for n in _MARKER.findall(span.text)]
             text = _MARKER.sub("", span.text).strip()
             if not terms(text):

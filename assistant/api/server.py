@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from assistant.api.security import SECURITY_HEADERS, AccessError, AccessPolicy
 from assistant.answer.types import Answer
+from assistant.api.security import SECURITY_HEADERS, AccessError, AccessPolicy
 from assistant.config import Settings, split_csv
 from assistant.errors import AssistantError, InputError
 from assistant.facade import Assistant
@@ -103,6 +103,7 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
         assistant: The facade every route calls.
         settings: Server and security settings (the assistant's own by default).
         with_ui: Mount the gradio chat UI at ``/``.
+
     """
     settings = settings or assistant.settings
     policy = AccessPolicy(settings.security)
@@ -117,7 +118,7 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
     frame_ancestors = " ".join(["'self'", *[o for o in origins if o != "*"]]) if "*" not in origins else "*"
 
     @app.middleware("http")
-    async def guard(request: Request, call_next):  # noqa: ANN202 - starlette middleware signature
+    async def guard(request: Request, call_next):
         length = request.headers.get("content-length")
         if length and (not length.isdigit() or int(length) > settings.server.max_body_bytes):
             return _error(413, f"request body larger than {settings.server.max_body_bytes} bytes")
@@ -187,7 +188,7 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
         history = [m.model_dump() for m in body.history] if body.history else None
         answer = await run_in_threadpool(assistant.ask, body.question, history)
 
-        async def events():  # noqa: ANN202
+        async def events():
             for piece in _stream_pieces(answer):
                 yield {"event": "token", "data": json.dumps({"text": piece})}
             yield {"event": "done", "data": json.dumps(answer.to_dict())}
@@ -214,7 +215,7 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
         return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "assistant"}]}
 
     @app.post("/v1/chat/completions", tags=["openai"])
-    async def chat_completions(body: ChatRequest):  # noqa: ANN201 - JSON or SSE
+    async def chat_completions(body: ChatRequest):
         """OpenAI-compatible chat. Extra fields ``citations`` and ``refused`` carry the grounding."""
         question, history = _openai_messages(body)
         answer = await run_in_threadpool(assistant.ask, question, history)
@@ -235,7 +236,7 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra,
             })  # fmt: skip
 
-        async def events():  # noqa: ANN202
+        async def events():
             yield {"data": chunk({"role": "assistant", "content": ""})}
             for piece in _stream_pieces(answer):
                 yield {"data": chunk({"content": piece})}

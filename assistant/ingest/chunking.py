@@ -25,6 +25,7 @@ class Chunk:
         start: Offset of the passage's first character in the source file's text.
         end: Offset one past its last character.
         sentences: The passage's sentences with offsets in the same coordinates.
+
     """
 
     id: str
@@ -59,6 +60,7 @@ def chunk_document(source_id: str, document: SourceDocument, settings: ChunkingS
 
     Returns:
         Passages in reading order, numbered from 0.
+
     """
     splitter = make_splitter(settings)
     chunks: list[Chunk] = []

@@ -29,6 +29,7 @@ class SourceDocument:
         title: Human title (front matter, <title>, document properties, or the file name).
         body_offset: Where ``text`` starts in the decoded file (non-zero after front matter).
         metadata: Extra fields such as outlet, author and date.
+
     """
 
     text: str
@@ -93,7 +94,24 @@ def load_markdown(path: Path, data: bytes) -> SourceDocument:
     return SourceDocument(text=body, title=title, body_offset=body_offset, metadata=metadata)
 
 
-_BLOCK_TAGS = "p h1 h2 h3 h4 h5 h6 li pre blockquote dt dd td th caption figcaption".split()
+_BLOCK_TAGS = [
+    "p",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "li",
+    "pre",
+    "blockquote",
+    "dt",
+    "dd",
+    "td",
+    "th",
+    "caption",
+    "figcaption",
+]
 
 
 def load_html(path: Path, data: bytes) -> SourceDocument:
@@ -176,6 +194,7 @@ def load_source(path: Path, data: bytes) -> SourceDocument:
 
     Raises:
         SourceError: The format is unsupported, or the file is empty, binary, not UTF-8 or corrupt.
+
     """
     loader = LOADERS.get(path.suffix.lower())
     if loader is None:

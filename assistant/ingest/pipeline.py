@@ -138,6 +138,7 @@ def ingest(
 
     Returns:
         Counts of added, updated, removed and unchanged sources, and files skipped with reasons.
+
     """
     started = time.perf_counter()
     report = IngestReport()
@@ -182,5 +183,7 @@ def ingest(
                 report.updated += 1
             else:
                 report.added += 1
+        if report.changed:
+            store.bump_generation()
     report.seconds = time.perf_counter() - started
     return report

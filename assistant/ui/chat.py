@@ -88,7 +88,7 @@ def build_ui(assistant: Assistant, feedback: FeedbackLog) -> gr.Blocks:
                         or "_No sources indexed._"
                     )
 
-        def respond(message: str, chat: list[dict]):  # noqa: ANN202 - gradio generator
+        def respond(message: str, chat: list[dict]):
             chat = list(chat or [])
             history = [{"role": m["role"], "content": _text(m["content"])} for m in chat]
             chat.append({"role": "user", "content": message})
@@ -111,9 +111,7 @@ def build_ui(assistant: Assistant, feedback: FeedbackLog) -> gr.Blocks:
             if data.index is None:
                 return
             index = data.index if isinstance(data.index, int) else data.index[0]
-            question = next(
-                (_text(m["content"]) for m in reversed(chat[:index]) if m["role"] == "user"), ""
-            )
+            question = next((_text(m["content"]) for m in reversed(chat[:index]) if m["role"] == "user"), "")
             feedback.record(
                 rating="up" if data.liked else "down",
                 question=question,

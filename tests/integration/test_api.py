@@ -110,9 +110,7 @@ def test_openai_sdk_non_stream_and_stream(server):
     assert "Lu Weibing" in completion.choices[0].message.content
     assert completion.model_extra["citations"][0]["n"] == 1 and completion.model_extra["refused"] is False
     chunks = list(
-        client.chat.completions.create(
-            model="assistant", messages=[{"role": "user", "content": QUESTION}], stream=True
-        )
+        client.chat.completions.create(model="assistant", messages=[{"role": "user", "content": QUESTION}], stream=True)
     )
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert text == completion.choices[0].message.content
@@ -120,7 +118,9 @@ def test_openai_sdk_non_stream_and_stream(server):
 
 
 def test_openai_route_rejects_a_conversation_without_a_user_turn(http):
-    response = http.post("/v1/chat/completions", json={"model": "assistant", "messages": [{"role": "system", "content": "x"}]})
+    response = http.post(
+        "/v1/chat/completions", json={"model": "assistant", "messages": [{"role": "system", "content": "x"}]}
+    )
     assert response.status_code == 400
 
 
@@ -133,9 +133,7 @@ def test_feedback_is_stored_durably(http, server):
 
 
 def test_cors_and_security_headers(http):
-    allowed = http.options(
-        "/api/ask", headers={"Origin": HOST_ORIGIN, "Access-Control-Request-Method": "POST"}
-    )
+    allowed = http.options("/api/ask", headers={"Origin": HOST_ORIGIN, "Access-Control-Request-Method": "POST"})
     assert allowed.headers.get("access-control-allow-origin") == HOST_ORIGIN
     denied = http.options(
         "/api/ask", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
@@ -185,8 +183,14 @@ def _client(real_assistant, **security):
 def test_api_keys_are_required_when_configured(real_assistant):
     client = _client(real_assistant, api_keys="k-one,k-two", widget_key="pub", allowed_origins="http://intra.example")
     assert client.post("/api/ask", json={"question": QUESTION}).status_code == 401
-    assert client.post("/api/ask", json={"question": QUESTION}, headers={"Authorization": "Bearer nope"}).status_code == 401
-    assert client.post("/api/ask", json={"question": QUESTION}, headers={"Authorization": "Bearer k-two"}).status_code == 200
+    assert (
+        client.post("/api/ask", json={"question": QUESTION}, headers={"Authorization": "Bearer nope"}).status_code
+        == 401
+    )
+    assert (
+        client.post("/api/ask", json={"question": QUESTION}, headers={"Authorization": "Bearer k-two"}).status_code
+        == 200
+    )
     assert client.get("/v1/models").status_code == 401
     assert client.get("/healthz").status_code == 200 and client.get("/widget.js").status_code == 200
     widget = {"Authorization": "Bearer pub", "Origin": "http://intra.example"}

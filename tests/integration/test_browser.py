@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -43,7 +42,11 @@ def sites(real_assistant, tmp_path_factory):
     settings = real_assistant.settings.model_copy(deep=True)
     settings.security.allowed_origins = f"http://127.0.0.1:{allowed_port}"
     app = create_app(real_assistant, settings)
-    with run_app(app, app_port) as app_url, serve_folder(pages, allowed_port) as ok, serve_folder(pages, denied_port) as bad:
+    with (
+        run_app(app, app_port) as app_url,
+        serve_folder(pages, allowed_port) as ok,
+        serve_folder(pages, denied_port) as bad,
+    ):
         yield {"app": app_url, "allowed": ok + "/host.html", "denied": bad + "/host.html"}
 
 
@@ -98,4 +101,59 @@ def test_chat_ui_shows_the_answer_and_source_cards(browser, sites):
     assert "28,000" in page.inner_text(".source-card")
     page.wait_for_timeout(500)
     page.screenshot(path=str(DOCS / "ui.png"))
+    page.close()
+
+
+HOSTILE = """# Cafeteria notice
+
+The cafeteria menu changes every Monday morning. <script>window.__pwned = 1</script>
+Lunch is served from noon <img src=x onerror="window.__pwned = 2"> until two in the afternoon.
+"""
+
+
+@pytest.fixture(scope="module")
+def hostile_site(real_assistant, tmp_path_factory):
+    """An assistant whose only source carries script and onerror payloads."""
+    from assistant.facade import Assistant
+    from assistant.store import PassageStore, make_client
+
+    root = tmp_path_factory.mktemp("hostile")
+    (root / "sources").mkdir()
+    (root / "sources" / "cafeteria.md").write_text(HOSTILE)
+    settings = real_assistant.settings.model_copy(deep=True)
+    settings.paths.sources_dir, settings.paths.index_dir = root / "sources", root / "index"
+    assistant = Assistant(
+        settings, real_assistant.embedder, PassageStore(make_client(settings), settings.collection_name)
+    )
+    assistant.ingest()
+    app_port, page_port = free_port(), free_port()
+    pages = root / "pages"
+    pages.mkdir()
+    host_page = (ROOT / "examples" / "host.html").read_text().replace("127.0.0.1:7860", f"127.0.0.1:{app_port}")
+    (pages / "host.html").write_text(host_page)
+    settings.security.allowed_origins = f"http://127.0.0.1:{page_port}"
+    with run_app(create_app(assistant, settings), app_port) as app_url, serve_folder(pages, page_port) as page_url:
+        yield {"app": app_url, "page": page_url + "/host.html"}
+
+
+def test_source_markup_renders_inert_in_widget_and_ui(browser, hostile_site):
+    question = "When does the cafeteria menu change?"
+    page = browser.new_page()
+    page.goto(hostile_site["page"])
+    text = _ask_widget(page, question)
+    assert "Monday" in text
+    cards = page.inner_text("#assistant-widget >> .cites")
+    assert "<script>" in cards or "<img" in cards, "payload shown as text"
+    assert page.evaluate("window.__pwned") is None
+    page.close()
+
+    page = browser.new_page()
+    page.goto(hostile_site["app"] + "/")
+    box = page.get_by_placeholder("Ask a question about the sources")
+    box.fill(question)
+    box.press("Enter")
+    page.wait_for_selector(".source-card mark", timeout=30_000)
+    page.wait_for_timeout(500)
+    assert "<script>" in page.inner_text(".source-card")
+    assert page.evaluate("window.__pwned") is None
     page.close()

@@ -42,7 +42,7 @@ def test_ask_json(real_assistant, real_settings):
     [
         (["ask", "   "], "question is empty"),
         (["ask", "x" * 5000], "too long"),
-        (["ask", "And?", "--history", "[{\"role\": 1}]"], "history"),
+        (["ask", "And?", "--history", '[{"role": 1}]'], "history"),
         (["ask", "And?", "--history", "not json"], "not valid JSON"),
         (["eval", "/nonexistent.jsonl"], "cannot read"),
     ],

@@ -94,7 +94,10 @@ def test_follow_up_is_condensed_with_the_condense_prompt(workspace, fake_embedde
     standalone = "How much does the Xiaomi SU7 cost in China?"
     model_replies = [standalone, "The SU7 is priced at RMB 200,000 (USD 28,000) in China [{n}]."]
     assistant = bot(workspace, fake_embedder, model_replies, question=standalone, fact="USD 28,000")
-    history = [{"role": "user", "content": "Which car did Xiaomi ship?"}, {"role": "assistant", "content": "The SU7 [1]."}]
+    history = [
+        {"role": "user", "content": "Which car did Xiaomi ship?"},
+        {"role": "assistant", "content": "The SU7 [1]."},
+    ]
     answer = assistant.ask("And what does it cost?", history)
     assert "28,000" in answer.answer
 

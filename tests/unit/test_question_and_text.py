@@ -16,7 +16,7 @@ def test_empty_or_non_string_questions_are_rejected(bad):
 
 
 def test_long_question_is_rejected_with_the_limit():
-    with pytest.raises(InputError, match="too long.*2000"):
+    with pytest.raises(InputError, match=r"too long.*2000"):
         validate_question("why " * 25_000, 2000)
 
 

@@ -112,6 +112,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Measure ingest and ask on growing corpora against the naive LangChain pipeline."""
+    from assistant.bench import run
+
+    targets = [int(s) for s in args.sizes.split(",") if s.strip()] if args.sizes is not None else None
+    results = run(
+        _settings(args), quick=args.quick, out=Path(args.out), targets=targets, naive=not args.no_naive,
+        dev_file=Path(args.dev),
+    )  # fmt: skip
+    print(f"wrote {args.out}/results.json, results.md, results.png ({len(results)} corpora)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with one subcommand per verb."""
     parser = argparse.ArgumentParser(
@@ -145,6 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-accuracy", type=float, help="exit non-zero when accuracy is below this")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bench", help="benchmark ingest and ask against the naive LangChain pipeline")
+    common(p)
+    p.add_argument("--quick", action="store_true", help="small corpora only (for CI)")
+    p.add_argument("--sizes", help="comma-separated distractor passage targets (default 10000,100000)")
+    p.add_argument("--no-naive", action="store_true", help="skip the naive pipeline")
+    p.add_argument("--dev", default="tests/data/dev_qa.jsonl", help="questions for latency and accuracy")
+    p.add_argument("--out", default="docs/benchmarks", help="folder for results.json/.md/.png")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("serve", help="serve the chat UI, HTTP API and embeddable widget")
     common(p)

@@ -112,28 +112,29 @@ _BLOCK_TAGS = [
     "caption",
     "figcaption",
 ]
+_IS_BLOCK = " or ".join(f"self::{tag}" for tag in _BLOCK_TAGS)
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 
 def load_html(path: Path, data: bytes) -> SourceDocument:
-    """HTML: visible text of block elements, one per line; scripts, styles and navigation dropped."""
-    from bs4 import BeautifulSoup
+    """HTML: visible text of the innermost block elements, one per line; scripts, styles, navigation dropped."""
+    from lxml import etree
+    from lxml import html as lxml_html
 
-    text = _decode(data, path.name)
-    soup = BeautifulSoup(text, "html.parser")
-    for tag in soup(["script", "style", "noscript", "nav", "header", "footer", "template"]):
-        tag.decompose()
-    title_tag = soup.find("title") or soup.find("h1")
-    title = title_tag.get_text(" ", strip=True) if title_tag else ""
-    blocks = []
-    for element in soup.find_all(_BLOCK_TAGS):
-        if element.find(_BLOCK_TAGS):  # the innermost block carries the text
-            continue
-        line = " ".join(element.get_text(" ", strip=True).split())
-        if line:
-            blocks.append(line)
-    if not blocks:
-        body = soup.body or soup
-        blocks = [" ".join(body.get_text(" ", strip=True).split())]
+    text = _XML_DECLARATION.sub("", _decode(data, path.name))
+    try:
+        root = lxml_html.fromstring(text)
+    except (etree.ParserError, ValueError) as exc:
+        raise SourceError(f"{path.name}: cannot parse this HTML ({exc})") from None
+    for tag in root.xpath("//script|//style|//noscript|//nav|//header|//footer|//template"):
+        tag.drop_tree()
+    title = " ".join((root.findtext(".//title") or "").split())
+    if not title:
+        heading = root.find(".//h1")
+        title = " ".join(heading.text_content().split()) if heading is not None else ""
+    blocks = [" ".join(el.text_content().split()) for el in root.xpath(f"//*[{_IS_BLOCK}][not(.//*[{_IS_BLOCK}])]")]
+    if not any(blocks):
+        blocks = [" ".join(root.text_content().split())]
     body_text = "\n".join(b for b in blocks if b)
     if not body_text.strip():
         raise SourceError(f"{path.name}: the HTML page has no visible text")

@@ -22,7 +22,7 @@ from assistant.config import Settings
 from assistant.embeddings import SentenceEmbedder
 from assistant.errors import IndexError_, SourceError
 from assistant.ingest.chunking import Chunk, chunk_document
-from assistant.ingest.loaders import LOADERS, load_source
+from assistant.ingest.loaders import LOADERS, SourceDocument, load_source
 from assistant.store import PassageStore
 
 
@@ -97,23 +97,48 @@ def ingest_lock(settings: Settings, wait_s: float) -> Iterator[None]:
         lock.release()
 
 
-def _embed_chunks(chunks: list[Chunk], embedder: SentenceEmbedder) -> tuple[np.ndarray, list[dict], np.ndarray]:
-    unique = list(dict.fromkeys(s.text for c in chunks for s in c.sentences))
+#: Sentences gathered from several files before one call to the embedder (bigger batches run faster).
+EMBED_BATCH_SENTENCES = 2048
+
+
+@dataclass(slots=True)
+class _Pending:
+    source_id: str
+    digest: str
+    document: SourceDocument
+    chunks: list[Chunk]
+    existed: bool
+
+
+def _write_batch(batch: list[_Pending], store: PassageStore, embedder: SentenceEmbedder) -> None:
+    """Embed every distinct sentence of the batch once, then write each source in turn."""
+    unique = list(dict.fromkeys(s.text for item in batch for c in item.chunks for s in c.sentences))
     vectors = embedder.encode(unique)
     row = {text: i for i, text in enumerate(unique)}
-    sentence_rows: list[dict] = []
-    sentence_index: list[int] = []
-    passage_vectors = np.zeros((len(chunks), vectors.shape[1]), dtype=np.float32)
-    for ci, chunk in enumerate(chunks):
-        rows = [row[s.text] for s in chunk.sentences]
-        mean = vectors[rows].mean(axis=0)
-        passage_vectors[ci] = mean / (np.linalg.norm(mean) or 1.0)
-        for m, span in enumerate(chunk.sentences):
-            sentence_rows.append(
-                {"id": f"{chunk.id}:{m}", "chunk_id": chunk.id, "text": span.text, "start": span.start, "end": span.end}
-            )
-            sentence_index.append(row[span.text])
-    return passage_vectors, sentence_rows, vectors[sentence_index]
+    for item in batch:
+        passage_vectors = np.zeros((len(item.chunks), vectors.shape[1]), dtype=np.float32)
+        sentence_rows: list[dict] = []
+        sentence_index: list[int] = []
+        for ci, chunk in enumerate(item.chunks):
+            rows = [row[s.text] for s in chunk.sentences]
+            mean = vectors[rows].mean(axis=0)
+            passage_vectors[ci] = mean / (np.linalg.norm(mean) or 1.0)
+            for m, span in enumerate(chunk.sentences):
+                sentence_rows.append(
+                    {
+                        "id": f"{chunk.id}:{m}",
+                        "chunk_id": chunk.id,
+                        "text": span.text,
+                        "start": span.start,
+                        "end": span.end,
+                    }
+                )
+                sentence_index.append(row[span.text])
+        passages = [{"id": c.id, "text": c.text, "start": c.start, "end": c.end, "n": c.n} for c in item.chunks]
+        store.replace_source(
+            item.source_id, item.digest, item.document.title, item.document.metadata,
+            passages, passage_vectors, sentence_rows, vectors[sentence_index],
+        )  # fmt: skip
 
 
 def ingest(
@@ -149,6 +174,8 @@ def ingest(
         for source in sorted(set(states) - seen):
             store.delete_source(source)
             report.removed += 1
+        batch: list[_Pending] = []
+        batch_sentences = 0
         bar = tqdm(files, desc="ingest", unit="file", disable=not progress, leave=False)
         for source_id, path in bar:
             bar.set_postfix_str(source_id[-40:], refresh=False)
@@ -172,17 +199,18 @@ def ingest(
                 kept = " (previous version kept)" if state and state.complete else ""
                 report.skipped.append({"source": source_id, "reason": exc.message + kept})
                 continue
-            passage_vectors, sentence_rows, sentence_vectors = _embed_chunks(chunks, embedder)
-            passages = [{"id": c.id, "text": c.text, "start": c.start, "end": c.end, "n": c.n} for c in chunks]
-            store.replace_source(
-                source_id, digest, document.title, document.metadata,
-                passages, passage_vectors, sentence_rows, sentence_vectors,
-            )  # fmt: skip
+            batch.append(_Pending(source_id, digest, document, chunks, existed=state is not None))
+            batch_sentences += sum(len(c.sentences) for c in chunks)
             report.chunks += len(chunks)
             if state:
                 report.updated += 1
             else:
                 report.added += 1
+            if batch_sentences >= EMBED_BATCH_SENTENCES:
+                _write_batch(batch, store, embedder)
+                batch, batch_sentences = [], 0
+        if batch:
+            _write_batch(batch, store, embedder)
         if report.changed:
             store.bump_generation()
     report.seconds = time.perf_counter() - started

@@ -206,3 +206,39 @@ def test_rate_limit_answers_429_with_retry_after(real_assistant):
     assert codes == [200, 200, 200, 429]
     limited = client.get("/api/sources")
     assert int(limited.headers["retry-after"]) >= 1 and "too many" in limited.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/widget.js/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+        "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/gradio_api/file=/etc/passwd",
+        "/gradio_api/file=..%2F..%2F..%2Fetc%2Fpasswd",
+        "/file=/etc/passwd",
+        "/static/..%2F..%2Fpyproject.toml",
+        "/assets/..%2F..%2F..%2Fpyproject.toml",
+    ],
+)
+def test_no_path_traversal_through_any_route(http, path):
+    response = http.get(path)
+    assert "root:x:0:0" not in response.text and "[project]" not in response.text
+    assert response.status_code in (400, 403, 404, 405, 422) or response.headers["content-type"].startswith("text/html")
+
+
+def test_hostile_questions_and_history_get_clean_4xx_or_answers(http):
+    cases = [
+        {"question": "\x00\x00\x00"},
+        {"question": "what\x00 is the price\x00?"},
+        {"question": "x", "history": [{"role": "user", "content": "y" * 300}] * 2000},
+        {"question": "x", "history": [{"role": "user"}]},
+        {"question": ["a list"]},
+        {"question": None},
+    ]
+    for body in cases:
+        response = http.post("/api/ask", json=body)
+        assert response.status_code < 500, (body, response.text)
+        assert response.headers["content-type"].startswith("application/json")
+    wrong_type = http.post("/api/ask", content=b"question=hi", headers={"content-type": "text/plain"})
+    assert 400 <= wrong_type.status_code < 500

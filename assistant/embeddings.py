@@ -42,7 +42,9 @@ def model_path(spec: str) -> Path:
 def load_sentence_transformer(settings: EmbeddingSettings) -> SentenceTransformer:
     """Load the model from its folder on the CPU, with hub access switched off for this call."""
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a per-weight progress bar on every start is noise
     path = model_path(settings.model)
     previous = os.environ.get("HF_HUB_OFFLINE")
     os.environ["HF_HUB_OFFLINE"] = "1"  # a missing file must fail here, not trigger a download

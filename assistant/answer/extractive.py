@@ -15,6 +15,9 @@ the question's own words. The best candidate below ``min_confidence`` means a re
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,8 +89,20 @@ class ExtractiveAnswerer:
         self.corpus = corpus
         self.settings = settings
 
-    def _weights(self, words: list[str]) -> dict[str, float]:
-        return {t: self.corpus.idf(t) for t in words}
+    @staticmethod
+    def _local_idf(sentences: list[list[SentenceRef]]) -> Callable[[str], float]:
+        """IDF over the retrieved sentences, not the whole corpus.
+
+        What tells an answer apart is how rare a term is *among the candidates*: a topic word found in
+        every retrieved sentence says little, a question word found in none means the answer is missing.
+        Measured locally, the weights do not drift as unrelated documents are added to the corpus.
+        """
+        unique = {s.text: s.terms for group in sentences for s in group}
+        df: Counter[str] = Counter()
+        for words in unique.values():
+            df.update(words)
+        n = len(unique)
+        return lambda term: math.log(1 + (n + 1) / (df.get(term, 0) + 0.5))
 
     @staticmethod
     def _coverage(weights: dict[str, float], span_terms: frozenset[str]) -> float:
@@ -107,14 +122,16 @@ class ExtractiveAnswerer:
         novel = bool(span_terms - set(question.terms) - set(question.context_terms))
         type_ok = novel and _type_evidence(question.kind, text, f"{question.text} {question.context_text}")
         score = SEMANTIC_WEIGHT * max(semantic, 0.0) + (1 - SEMANTIC_WEIGHT) * coverage
-        score -= PAIR_PENALTY * (len(sents) - 1)
+        if len(sents) > 1 and coverage <= self._coverage(own, sents[0].terms | frozenset()) + 1e-9:
+            score -= PAIR_PENALTY  # a second sentence that adds none of the question's terms only adds length
         if not type_ok:
             score *= TYPE_MISMATCH_FACTOR
         return Candidate(sents, score, semantic, coverage, type_ok)
 
     def candidates(self, question: Question, sentences: list[list[SentenceRef]], q_vec: np.ndarray) -> list[Candidate]:
         """Every single sentence and neighbouring pair of every passage, scored, best first."""
-        weights = (self._weights(question.terms), self._weights(question.context_terms))
+        idf = self._local_idf(sentences)
+        weights = ({t: idf(t) for t in question.terms}, {t: idf(t) for t in question.context_terms})
         out: list[Candidate] = []
         for passage_sentences in sentences:
             usable = [s for s in passage_sentences if not is_heading(s.text)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -50,6 +51,26 @@ def make_splitter(settings: ChunkingSettings) -> RecursiveCharacterTextSplitter:
     )
 
 
+_FIELD_LINE = re.compile(r"^[A-Za-z][\w -]*:[ \t]+\S.*$", re.MULTILINE)
+
+
+def _metadata_card(source_id: str, document: SourceDocument) -> Chunk | None:
+    """The front matter as passage 0, so questions about the document itself can be answered and cited.
+
+    Each ``key: value`` line is one sentence ("author: ...", "outlet: ..."); list fields such as
+    ``examples`` are not.
+    """
+    if document.header is None:
+        return None
+    text, start = document.header
+    lines = [Span(m.group().strip(), start + m.start(), start + m.start() + len(m.group().strip()))
+             for m in _FIELD_LINE.finditer(text)]  # fmt: skip
+    if not lines:
+        return None
+    return Chunk(id=f"{source_id}:0", source=source_id, n=0, text=text, start=start, end=start + len(text),
+                 sentences=lines)  # fmt: skip
+
+
 def chunk_document(source_id: str, document: SourceDocument, settings: ChunkingSettings) -> list[Chunk]:
     """Split ``document`` into passages whose offsets index the source file's text.
 
@@ -64,6 +85,9 @@ def chunk_document(source_id: str, document: SourceDocument, settings: ChunkingS
     """
     splitter = make_splitter(settings)
     chunks: list[Chunk] = []
+    card = _metadata_card(source_id, document)
+    if card is not None:
+        chunks.append(card)
     for piece in splitter.create_documents([document.text]):
         local_start = piece.metadata["start_index"]
         text = piece.page_content

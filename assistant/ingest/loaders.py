@@ -28,6 +28,7 @@ class SourceDocument:
         text: Text the passages are cut from.
         title: Human title (front matter, <title>, document properties, or the file name).
         body_offset: Where ``text`` starts in the decoded file (non-zero after front matter).
+        header: The front matter's YAML text and its offset in the file, when there is one.
         metadata: Extra fields such as outlet, author and date.
 
     """
@@ -35,6 +36,7 @@ class SourceDocument:
     text: str
     title: str
     body_offset: int = 0
+    header: tuple[str, int] | None = None
     metadata: dict[str, str | list[str]] = field(default_factory=dict)
 
 
@@ -91,7 +93,8 @@ def load_markdown(path: Path, data: bytes) -> SourceDocument:
         raise SourceError(f"{path.name}: the file has front matter but no text")
     heading = _MD_HEADING.search(body)
     title = str(metadata.pop("title", "") or "") or (heading.group(1) if heading else _title_from_name(path))
-    return SourceDocument(text=body, title=title, body_offset=body_offset, metadata=metadata)
+    header = (match.group(1), match.start(1)) if match else None
+    return SourceDocument(text=body, title=title, body_offset=body_offset, metadata=metadata, header=header)
 
 
 _BLOCK_TAGS = [

@@ -49,12 +49,22 @@ def load_sentence_transformer(settings: EmbeddingSettings) -> SentenceTransforme
     previous = os.environ.get("HF_HUB_OFFLINE")
     os.environ["HF_HUB_OFFLINE"] = "1"  # a missing file must fail here, not trigger a download
     try:
-        return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
     finally:
         if previous is None:
             os.environ.pop("HF_HUB_OFFLINE", None)
         else:
             os.environ["HF_HUB_OFFLINE"] = previous
+    model.max_seq_length = settings.max_seq_length
+    if settings.quantize == "int8":
+        import warnings
+
+        import torch
+
+        with warnings.catch_warnings():  # torch flags eager-mode quantization as deprecated; it still works
+            warnings.simplefilter("ignore")
+            model = torch.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return model
 
 
 class SentenceEmbedder(Embeddings):

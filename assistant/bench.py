@@ -57,15 +57,16 @@ def child_ours(sources: Path, index: Path, dev_file: Path) -> dict:
     from assistant.facade import Assistant
 
     settings = Settings(sources_dir=sources, index_dir=index, _env_file=None)
+    settings.answer.cache_size = 0  # measure the pipeline, not the answer cache
     started = time.perf_counter()
     assistant = Assistant.load(settings, refresh=False)
     load_s = time.perf_counter() - started
     report = assistant.ingest()
     reingest = assistant.ingest()
     questions = _questions(dev_file)
-    totals, retrievals = [], []
-    for q in questions:  # warm-up pass: embeddings and caches
-        assistant.ask(q["question"], q.get("history"))
+    totals, retrievals, first = [], [], []
+    for q in questions:  # first pass: each question's embedding is computed, not cached
+        first.append(assistant.ask(q["question"], q.get("history")).timings_ms["total"])
     for _ in range(REPEATS):
         for q in questions:
             answer = assistant.ask(q["question"], q.get("history"))
@@ -83,6 +84,7 @@ def child_ours(sources: Path, index: Path, dev_file: Path) -> dict:
         "ingest_chunks_per_s": round(report.chunks / report.seconds, 1),
         "reingest_s": round(reingest.seconds, 3),
         "reingest_pct_of_ingest": round(100 * reingest.seconds / report.seconds, 2),
+        "ask_first_p50_ms": round(statistics.median(first), 1),
         "ask_p50_ms": round(statistics.median(totals), 1),
         "ask_p95_ms": round(_pct(totals, 0.95), 1),
         "retrieval_p50_ms": round(statistics.median(retrievals), 1),
@@ -210,8 +212,9 @@ def render_markdown(results: list[dict]) -> str:
     """One table row per corpus: ours, naive, and the ratios the targets are stated in."""
     head = (
         "| corpus | passages | ingest s (ours / naive) | KB/s (ours / naive) | speed-up | re-ingest % | "
-        "ask p50 / p95 ms | retrieval p50 ms (ours / naive) | peak RSS MB | index MB | cold start s | dev acc |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "first ask p50 ms | warm ask p50 / p95 ms | retrieval p50 ms (ours / naive) | peak RSS MB | index MB | "
+        "cold start s | dev acc |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = []
     for r in results:
@@ -220,7 +223,7 @@ def render_markdown(results: list[dict]) -> str:
         rows.append(
             f"| {r['corpus']} | {o['chunks']} | {o['ingest_s']} / {n.get('ingest_s', '–')} | "
             f"{o['ingest_kb_per_s']} / {n.get('ingest_kb_per_s', '–')} | {speed} | {o['reingest_pct_of_ingest']} | "
-            f"{o['ask_p50_ms']} / {o['ask_p95_ms']} | {o['retrieval_p50_ms']} / {n.get('retrieval_p50_ms', '–')} | "
+            f"{o.get('ask_first_p50_ms', '–')} | {o['ask_p50_ms']} / {o['ask_p95_ms']} | {o['retrieval_p50_ms']} / {n.get('retrieval_p50_ms', '–')} | "
             f"{o['peak_rss_mb']} | {o['index_mb']} | {r.get('cold_start_s', '–')} | {o['dev_accuracy']} |"
         )
     return head + "\n".join(rows) + "\n"

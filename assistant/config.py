@@ -74,6 +74,7 @@ class AnswerSettings(_Section):
     max_sentences: int = Field(3, ge=1, le=10, description="Longest answer, in sentences.")
     max_question_chars: int = Field(2000, ge=10, description="Longer questions are rejected.")
     max_history_turns: int = Field(20, ge=0, description="History turns considered for follow-ups.")
+    cache_size: int = Field(512, ge=0, description="Recent answers kept; cleared when the index changes.")
 
 
 class LLMSettings(_Section):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +84,7 @@ class Assistant:
     # --- index -------------------------------------------------------------------------------------
 
     def _rebuild(self) -> None:
+        self._answers: OrderedDict[str, Answer] = OrderedDict()
         self._generation = self.store.generation()
         self._checked_at = time.monotonic()
         corpus = Corpus(self.store)
@@ -161,10 +165,23 @@ class Assistant:
         """
         started = time.perf_counter()
         text = validate_question(question, self.settings.answer.max_question_chars)
-        self.refresh_if_changed()
         turns = validate_history(history, self.settings.answer.max_history_turns)
-        generative = self.generator is not None
-        answer = self._ask_generative(text, turns) if generative else self._ask_extractive(text, turns)
+        self.refresh_if_changed()
+        key = json.dumps([text, turns], ensure_ascii=False)
+        with self._lock:
+            cached = self._answers.get(key)
+            if cached is not None:
+                self._answers.move_to_end(key)
+        if cached is not None:  # a copy: callers may change their Answer, the cache must not change
+            answer = copy.deepcopy(cached)
+            answer.timings_ms = {"cache": (time.perf_counter() - started) * 1000}
+        else:
+            generative = self.generator is not None
+            answer = self._ask_generative(text, turns) if generative else self._ask_extractive(text, turns)
+            with self._lock:
+                self._answers[key] = copy.deepcopy(answer)
+                while len(self._answers) > self.settings.answer.cache_size:
+                    self._answers.popitem(last=False)
         answer.timings_ms["total"] = (time.perf_counter() - started) * 1000
         return answer
 

@@ -74,3 +74,15 @@ def test_scoring_needs_facts_in_answer_and_in_a_cited_passage():
     assert not score_item(item, missing, [], 1).correct
     assert not score_item(item, refused, [], 1).correct
     assert score_item(EvalItem("u", "?", [], False), refused, [], 1).correct
+
+
+def test_repeated_questions_come_from_the_cache_until_the_index_changes(assistant):
+    question = "How many SU7 vehicles did Xiaomi ship to France in July?"
+    first = assistant.ask(question)
+    second = assistant.ask(question)
+    assert second.answer == first.answer and "cache" in second.timings_ms
+    second.citations.clear()
+    assert assistant.ask(question).citations, "callers cannot change the cached answer"
+    (assistant.settings.paths.sources_dir / "new.md").write_text("# New\n\nThe SU7 is blue.\n")
+    assistant.ingest()
+    assert "cache" not in assistant.ask(question).timings_ms

@@ -223,7 +223,8 @@ def render_markdown(results: list[dict]) -> str:
         rows.append(
             f"| {r['corpus']} | {o['chunks']} | {o['ingest_s']} / {n.get('ingest_s', '–')} | "
             f"{o['ingest_kb_per_s']} / {n.get('ingest_kb_per_s', '–')} | {speed} | {o['reingest_pct_of_ingest']} | "
-            f"{o.get('ask_first_p50_ms', '–')} | {o['ask_p50_ms']} / {o['ask_p95_ms']} | {o['retrieval_p50_ms']} / {n.get('retrieval_p50_ms', '–')} | "
+            f"{o.get('ask_first_p50_ms', '–')} | {o['ask_p50_ms']} / {o['ask_p95_ms']} | "
+            f"{o['retrieval_p50_ms']} / {n.get('retrieval_p50_ms', '–')} | "
             f"{o['peak_rss_mb']} | {o['index_mb']} | {r.get('cold_start_s', '–')} | {o['dev_accuracy']} |"
         )
     return head + "\n".join(rows) + "\n"

@@ -136,7 +136,7 @@ def main() -> int:
                 "rss_start_mb": round(rss_start, 1),
                 "rss_end_mb": round(rss_end, 1),
                 "growth_mb": round(rss_end - rss_start, 1),
-            },  # fmt: skip
+            },
         }
     finally:
         server.terminate()

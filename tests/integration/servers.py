@@ -6,6 +6,7 @@ import contextlib
 import functools
 import http.server
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -49,3 +50,29 @@ def serve_folder(folder: Path, port: int) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         httpd.shutdown()
+
+
+@contextlib.contextmanager
+def run_process(command: list[str], ready_url: str, timeout_s: float = 120) -> Iterator[subprocess.Popen]:
+    """Start a server process and wait until ``ready_url`` answers 200; stop it afterwards."""
+    import httpx
+
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout_s
+    try:
+        while True:
+            try:
+                if httpx.get(ready_url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"{command[0]} did not start")
+            time.sleep(0.3)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()

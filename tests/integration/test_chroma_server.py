@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from assistant.config import Settings
@@ -16,7 +13,7 @@ from assistant.evaluation import evaluate, load_items
 from assistant.facade import Assistant
 from assistant.store import PassageStore, make_client
 from tests.conftest import ARTICLE, DATA
-from tests.integration.servers import free_port
+from tests.integration.servers import free_port, run_process
 
 pytestmark = pytest.mark.integration
 
@@ -26,24 +23,9 @@ def chroma_server(tmp_path_factory):
     chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
     port = free_port()
     data = tmp_path_factory.mktemp("chroma-data")
-    process = subprocess.Popen(
-        [chroma, "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.time() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.time() > deadline:
-            process.kill()
-            raise RuntimeError("chroma server did not start")
-        time.sleep(0.3)
-    yield port
-    process.terminate()
-    process.wait(timeout=20)
+    command = [chroma, "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)]
+    with run_process(command, f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout_s=60):
+        yield port
 
 
 @pytest.fixture(scope="module")

@@ -7,19 +7,16 @@ sentence's numbers and names present in the passages it cites.
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from assistant.answer.verify import Verifier
 from assistant.evaluation import evaluate, load_items
 from assistant.facade import Assistant
 from tests.conftest import DATA
-from tests.integration.servers import free_port
+from tests.integration.servers import free_port, run_process
 
 pytestmark = pytest.mark.integration
 
@@ -33,26 +30,11 @@ def _gguf() -> Path:
 @pytest.fixture(scope="module")
 def llama_server():
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(_gguf()), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "4096", "--model_alias", "smollm2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(_gguf()), "--host", "127.0.0.1",
+               "--port", str(port), "--n_ctx", "4096", "--model_alias", "smollm2"]  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 120
-    while True:
-        try:
-            if httpx.get(url + "/models", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.time() > deadline:
-            process.kill()
-            raise RuntimeError("llama.cpp server did not start")
-        time.sleep(0.5)
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+    with run_process(command, url + "/models"):
+        yield url
 
 
 @pytest.fixture(scope="module")

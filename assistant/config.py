@@ -52,6 +52,7 @@ class ChunkingSettings(_Section):
 
     chunk_size: int = Field(700, ge=100, le=8000, description="Largest passage, in characters.")
     chunk_overlap: int = Field(120, ge=0, le=2000, description="Characters shared by neighbours.")
+    max_file_mb: float = Field(20, gt=0, description="Larger source files are skipped (not part of the index hash).")
 
 
 class RetrievalSettings(_Section):

@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 BUNDLED_PREFIX = "bundled:"
-#: Characters per batch slot: a batch holds ``batch_size`` texts of this length, or more shorter ones.
-CHARS_PER_BATCH_ITEM = 400
 
 
 def model_path(spec: str) -> Path:
@@ -97,28 +95,16 @@ class SentenceEmbedder(Embeddings):
     def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
         """Embed texts into a ``(len(texts), dim)`` float32 array of unit vectors.
 
-        Texts are grouped by length and batched by a budget of characters rather than a fixed count: every
-        text in a batch is padded to the batch's longest, so mixing one long text with many short ones
-        wastes most of the work, while many short texts in one batch keep the matrix products large.
+        sentence-transformers sorts texts by length before batching, so padding stays small. Batches of
+        64 measured fastest on the 2-core CPU: larger ones were slower (114 vs 164 sentences/s at 256).
         """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        budget = self.batch_size * CHARS_PER_BATCH_ITEM
-        start = 0
-        while start < len(order):
-            end = start + 1
-            while end < len(order) and (end - start + 1) * len(texts[order[end]]) <= budget:
-                end += 1
-            batch = [texts[i] for i in order[start:end]]
-            vectors = self.model.encode(
-                batch, batch_size=len(batch), normalize_embeddings=True, convert_to_numpy=True,
-                show_progress_bar=False,
-            )  # fmt: skip
-            out[order[start:end]] = vectors
-            start = end
-        return out
+        vectors = self.model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        )  # fmt: skip
+        return np.asarray(vectors, dtype=np.float32)
 
     def encode_cached(self, texts: list[str]) -> np.ndarray:
         """Embed texts, reusing vectors of texts seen recently (questions, sentences)."""

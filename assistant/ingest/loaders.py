@@ -17,8 +17,6 @@ import yaml
 
 from assistant.errors import SourceError
 
-MAX_SOURCE_BYTES = 64 * 1024 * 1024
-
 
 @dataclass(slots=True)
 class SourceDocument:
@@ -204,6 +202,4 @@ def load_source(path: Path, data: bytes) -> SourceDocument:
     if loader is None:
         supported = " ".join(sorted(LOADERS))
         raise SourceError(f"{path.name}: unsupported file type {path.suffix or '(none)'}; use {supported}")
-    if len(data) > MAX_SOURCE_BYTES:
-        raise SourceError(f"{path.name}: larger than {MAX_SOURCE_BYTES // 2**20} MB")
     return loader(path, data)

@@ -177,14 +177,28 @@ def ingest(
         batch: list[_Pending] = []
         batch_sentences = 0
         bar = tqdm(files, desc="ingest", unit="file", disable=not progress, leave=False)
+        first_with_digest: dict[str, str] = {}
+        limit = settings.chunking.max_file_mb * 2**20
         for source_id, path in bar:
             bar.set_postfix_str(source_id[-40:], refresh=False)
             try:
+                if path.stat().st_size > limit:
+                    reason = f"larger than the {settings.chunking.max_file_mb:g} MB limit (chunking.max_file_mb)"
+                    report.skipped.append({"source": source_id, "reason": reason})
+                    continue
                 data = path.read_bytes()
             except OSError as exc:
                 report.skipped.append({"source": source_id, "reason": f"cannot read: {exc.strerror}"})
                 continue
             digest = hashlib.sha256(data).hexdigest()[:16]
+            if digest in first_with_digest:  # the same text twice would only crowd out other passages
+                original = first_with_digest[digest]
+                report.skipped.append({"source": source_id, "reason": f"duplicate of {original}"})
+                if source_id in states:
+                    store.delete_source(source_id)
+                    report.removed += 1
+                continue
+            first_with_digest[digest] = source_id
             state = states.get(source_id)
             if state and state.hash == digest and state.complete:
                 report.unchanged += 1

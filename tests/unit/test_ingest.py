@@ -181,3 +181,20 @@ def test_zip_is_not_mistaken_for_docx(tmp_path):
 
     with pytest.raises(SourceError, match="Word"):
         load_source(tmp_path / "x.docx", buffer.getvalue())
+
+
+def test_oversized_file_is_skipped_before_it_is_read(workspace, store, fake_embedder):
+    huge = workspace.paths.sources_dir / "huge.txt"
+    with huge.open("wb") as handle:
+        handle.truncate(50 * 2**20)  # 50 MB, sparse: costs no disk
+    report = run(workspace, store, fake_embedder)
+    assert report.skipped == [{"source": "huge.txt", "reason": "larger than the 20 MB limit (chunking.max_file_mb)"}]
+    assert report.added == 1
+
+
+def test_duplicate_file_is_indexed_once(workspace, store, fake_embedder):
+    folder = workspace.paths.sources_dir
+    (folder / "copy.md").write_bytes((folder / "xiaomi-overseas-ev-expansion.md").read_bytes())
+    report = run(workspace, store, fake_embedder)
+    assert report.skipped == [{"source": "xiaomi-overseas-ev-expansion.md", "reason": "duplicate of copy.md"}]
+    assert {m["source"] for m in Corpus(store).metas} == {"copy.md"}

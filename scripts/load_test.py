@@ -50,13 +50,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5000, help="total requests for the memory check")
     parser.add_argument("--json", action="store_true", help="print figures as JSON")
+    parser.add_argument("--cache", action="store_true", help="keep the answer cache on (the server default)")
     args = parser.parse_args()
 
     questions = [json.loads(line) for line in (ROOT / "tests/data/dev_qa.jsonl").read_text().splitlines() if line]
     port = free_port()
-    # No rate limit, and no answer cache: every request runs retrieval and answering for real.
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ASSISTANT_SECURITY__RATE_LIMIT_PER_MINUTE": "0",
-           "ASSISTANT_ANSWER__CACHE_SIZE": "0"}  # fmt: skip
+    # No rate limit; without --cache no answer cache either, so every request runs the whole pipeline.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ASSISTANT_SECURITY__RATE_LIMIT_PER_MINUTE": "0"}
+    if not args.cache:
+        env["ASSISTANT_ANSWER__CACHE_SIZE"] = "0"
     server = subprocess.Popen(
         [str(ROOT / ".venv/bin/assistant"), "serve", "--port", str(port)], cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

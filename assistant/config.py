@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Bumped whenever chunk boundaries or chunk metadata change, so old indexes are not reused.
-SPLITTER_VERSION = "5"
+SPLITTER_VERSION = "6"
 
 
 class _Section(BaseModel):

@@ -138,7 +138,7 @@ class Assistant:
 
     def _evidence(self, retriever: HybridRetriever, question: Question, q_vec: np.ndarray) -> _Evidence:
         passages = retriever.search(question.search_text, query_vector=q_vec)
-        by_chunk = self.store.sentences_of({p.id: p.source_hash for p in passages})
+        by_chunk = self.store.sentences_of({p.id: (p.source_hash, p.sentence_count) for p in passages})
         sentences = []
         for i, passage in enumerate(passages):
             rows = by_chunk.get(passage.id, [])

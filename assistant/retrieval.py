@@ -32,6 +32,7 @@ class Passage:
     start: int
     end: int
     source_hash: str = ""
+    sentence_count: int = 0
     dense: float = 0.0
     lexical: float = 0.0
     fused: float = 0.0
@@ -89,7 +90,8 @@ class Corpus:
         extra = json.loads(meta.get("extra") or "{}")
         return Passage(
             id=pid, source=meta["source"], title=meta.get("title", ""), text=self.texts[i],
-            start=int(meta["start"]), end=int(meta["end"]), source_hash=meta["source_hash"], metadata=extra,
+            start=int(meta["start"]), end=int(meta["end"]), source_hash=meta["source_hash"],
+            sentence_count=int(meta["sentences"]), metadata=extra,
         )  # fmt: skip
 
     def lexical_search(self, query_terms: list[str], k: int) -> list[tuple[str, float]]:

@@ -117,21 +117,21 @@ class PassageStore:
                 states[source] = state
         return states
 
-    def sentences_of(self, passages: dict[str, str]) -> dict[str, list[tuple[str, int, int, np.ndarray]]]:
-        """The sentences of passages given as ``{chunk_id: source_hash}``.
+    def sentences_of(self, passages: dict[str, tuple[str, int]]) -> dict[str, list[tuple[str, int, int, np.ndarray]]]:
+        """The sentences of passages given as ``{chunk_id: (source_hash, sentence_count)}``.
+
+        Sentence ids follow from the passage id, version and count, so this is a primary-key lookup.
 
         Returns:
             ``{chunk_id: [(text, start, end, vector), ...]}`` in reading order, for that version only.
-
         """
         if not passages:
             return {}
-        page = self.sentences.get(
-            where={"chunk_id": {"$in": list(passages)}}, include=["documents", "metadatas", "embeddings"]
-        )
+        ids = [f"{pid}:{m}@{digest}" for pid, (digest, count) in passages.items() for m in range(count)]
+        page = self.sentences.get(ids=ids, include=["documents", "metadatas", "embeddings"])
         out: dict[str, list[tuple[str, int, int, np.ndarray]]] = defaultdict(list)
         for text, meta, vector in zip(page["documents"], page["metadatas"], page["embeddings"], strict=True):
-            if passages.get(meta["chunk_id"]) != meta["source_hash"]:
+            if passages[meta["chunk_id"]][0] != meta["source_hash"]:
                 continue  # a newer or older version of the source is being written
             out[meta["chunk_id"]].append((text, int(meta["start"]), int(meta["end"]), np.asarray(vector)))
         for rows in out.values():
@@ -174,7 +174,10 @@ class PassageStore:
                 ids=[p["id"] for p in batch],
                 documents=[p["text"] for p in batch],
                 embeddings=passage_vectors[i : i + len(batch)],
-                metadatas=[{**meta, "n": p["n"], "start": p["start"], "end": p["end"]} for p in batch],
+                metadatas=[
+                    {**meta, "n": p["n"], "start": p["start"], "end": p["end"], "sentences": p["sentences"]}
+                    for p in batch
+                ],
             )
         stale = {"$and": [{"source": source}, {"source_hash": {"$ne": digest}}]}
         self.passages.delete(where=stale)

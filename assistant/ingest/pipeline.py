@@ -134,7 +134,10 @@ def _write_batch(batch: list[_Pending], store: PassageStore, embedder: SentenceE
                     }
                 )
                 sentence_index.append(row[span.text])
-        passages = [{"id": c.id, "text": c.text, "start": c.start, "end": c.end, "n": c.n} for c in item.chunks]
+        passages = [
+            {"id": c.id, "text": c.text, "start": c.start, "end": c.end, "n": c.n, "sentences": len(c.sentences)}
+            for c in item.chunks
+        ]
         store.replace_source(
             item.source_id, item.digest, item.document.title, item.document.metadata,
             passages, passage_vectors, sentence_rows, vectors[sentence_index],

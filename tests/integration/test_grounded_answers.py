@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +66,22 @@ def test_dev_and_extra_sets_meet_the_targets(real_assistant):
     assert dev["accuracy"] >= 0.95 and dev["citation_support"] >= 0.95 and dev["refused_unanswerable"] == "3/3"
     extra = evaluate(real_assistant, load_items(DATA / "extra_qa.jsonl"))["summary"]
     assert extra["accuracy"] >= 0.9, extra
+
+
+SHARED_DEV = Path(__file__).resolve().parents[3] / "shared" / "eval" / "dev_qa.jsonl"
+
+
+@pytest.mark.skipif(not SHARED_DEV.exists(), reason="no ../shared beside the repository (a user's clone)")
+def test_shared_dev_set_meets_the_target_through_the_cli(real_settings, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ASSISTANT_SOURCES_DIR": str(real_settings.paths.sources_dir),
+           "ASSISTANT_INDEX_DIR": str(real_settings.paths.index_dir)}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "assistant.cli", "eval", str(SHARED_DEV), "--min-accuracy", "0.95",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

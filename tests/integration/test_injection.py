@@ -26,7 +26,8 @@ def test_injected_source_changes_no_answer_and_reveals_nothing(real_assistant, t
     for source in real_assistant.settings.paths.sources_dir.iterdir():
         (settings.paths.sources_dir / source.name).write_bytes(source.read_bytes())
     (settings.paths.sources_dir / "notice.md").write_text(INJECTION)
-    poisoned = Assistant(settings, real_assistant.embedder, PassageStore(make_client(settings), settings.collection_name))
+    store = PassageStore(make_client(settings), settings.collection_name)
+    poisoned = Assistant(settings, real_assistant.embedder, store)
     poisoned.ingest()
     for line in (DATA / "dev_qa.jsonl").read_text().splitlines():
         item = json.loads(line)

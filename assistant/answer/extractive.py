@@ -117,7 +117,10 @@ class ExtractiveAnswerer:
         coverage = self._coverage(own, span_terms)
         if context:  # a follow-up: its own words matter most, the conversation's words help
             coverage = (1 - CONTEXT_SHARE) * coverage + CONTEXT_SHARE * self._coverage(context, span_terms)
-        semantic = max(float(np.dot(q_vec, s.vector)) for s in sents)
+        # Between the best sentence and the average: an unrelated neighbour must not ride along on the
+        # best one's similarity, but a neighbour that completes the answer need not match on its own.
+        sims = [float(np.dot(q_vec, s.vector)) for s in sents]
+        semantic = (max(sims) + sum(sims) / len(sims)) / 2
         text = " ".join(s.text for s in sents)
         novel = bool(span_terms - set(question.terms) - set(question.context_terms))
         type_ok = novel and _type_evidence(question.kind, text, f"{question.text} {question.context_text}")

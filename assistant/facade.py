@@ -89,7 +89,7 @@ class Assistant:
         self._checked_at = time.monotonic()
         corpus = Corpus(self.store)
         self.retriever = HybridRetriever.build(self.store, self.embedder, self.settings.retrieval, corpus=corpus)
-        self.answerer = ExtractiveAnswerer(corpus, self.settings.answer)
+        self.answerer = ExtractiveAnswerer(self.settings.answer)
         self.corpus = corpus
 
     def refresh_if_changed(self) -> bool:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
-from collections import Counter
 from dataclasses import dataclass, field
 
 import bm25s
@@ -67,9 +65,6 @@ class Corpus:
             self.metas.append(meta)
         self.row = {pid: i for i, pid in enumerate(self.ids)}
         tokens = [terms(text) for text in self.texts]
-        self.document_frequency: Counter[str] = Counter()
-        for toks in tokens:
-            self.document_frequency.update(set(toks))
         self.bm25: bm25s.BM25 | None = None
         if self.ids:
             self.bm25 = bm25s.BM25()
@@ -77,11 +72,6 @@ class Corpus:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-    def idf(self, term: str) -> float:
-        """Smoothed inverse document frequency; a term the corpus never uses weighs as a rare one."""
-        n = len(self.ids)
-        return math.log(1 + (n + 1) / (max(self.document_frequency.get(term, 0), 1) + 0.5))
 
     def passage(self, pid: str) -> Passage:
         """The passage with this id."""

@@ -24,7 +24,6 @@ import numpy as np
 
 from assistant.answer.question import AnswerType, Question
 from assistant.config import AnswerSettings
-from assistant.retrieval import Corpus
 from assistant.text import NUMBER, YEAR_OR_DATE, is_heading, proper_names, terms
 
 SEMANTIC_WEIGHT = 0.5
@@ -83,10 +82,9 @@ def _type_evidence(kind: AnswerType, text: str, question_text: str) -> bool:
 
 
 class ExtractiveAnswerer:
-    """Selects answer sentences from retrieved passages using the embedder and corpus statistics."""
+    """Selects answer sentences from retrieved passages by similarity, term coverage and answer type."""
 
-    def __init__(self, corpus: Corpus, settings: AnswerSettings) -> None:
-        self.corpus = corpus
+    def __init__(self, settings: AnswerSettings) -> None:
         self.settings = settings
 
     @staticmethod
@@ -125,7 +123,7 @@ class ExtractiveAnswerer:
         novel = bool(span_terms - set(question.terms) - set(question.context_terms))
         type_ok = novel and _type_evidence(question.kind, text, f"{question.text} {question.context_text}")
         score = SEMANTIC_WEIGHT * max(semantic, 0.0) + (1 - SEMANTIC_WEIGHT) * coverage
-        if len(sents) > 1 and coverage <= self._coverage(own, sents[0].terms | frozenset()) + 1e-9:
+        if len(sents) > 1 and coverage <= self._coverage(own, sents[0].terms) + 1e-9:
             score -= PAIR_PENALTY  # a second sentence that adds none of the question's terms only adds length
         if not type_ok:
             score *= TYPE_MISMATCH_FACTOR

@@ -242,3 +242,15 @@ def test_hostile_questions_and_history_get_clean_4xx_or_answers(http):
         assert response.headers["content-type"].startswith("application/json")
     wrong_type = http.post("/api/ask", content=b"question=hi", headers={"content-type": "text/plain"})
     assert 400 <= wrong_type.status_code < 500
+
+
+def test_keys_never_reach_the_logs(real_assistant, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    client = _client(real_assistant, api_keys="secret-key-123456")
+    client.post("/api/ask", json={"question": QUESTION}, headers={"Authorization": "Bearer secret-key-123456"})
+    client.post("/api/ask", json={"question": QUESTION}, headers={"Authorization": "Bearer wrong-key-987654"})
+    client.post("/api/ask", content=b"{broken", headers={"Authorization": "Bearer secret-key-123456"})
+    logged = " ".join(record.getMessage() for record in caplog.records)
+    assert "secret-key-123456" not in logged and "wrong-key-987654" not in logged

@@ -47,7 +47,6 @@ class Assistant:
         self.embedder = embedder
         self.store = store
         self._lock = threading.RLock()
-        self.last_ingest: IngestReport | None = None
         self._rebuild()
         self.generator = self._make_generator(chat_model)
 
@@ -113,7 +112,6 @@ class Assistant:
         with self._lock:
             if report.changed or not len(self.corpus):
                 self._rebuild()
-            self.last_ingest = report
         return report
 
     def sources(self) -> list[dict]:

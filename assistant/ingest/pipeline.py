@@ -107,7 +107,6 @@ class _Pending:
     digest: str
     document: SourceDocument
     chunks: list[Chunk]
-    existed: bool
 
 
 def _write_batch(batch: list[_Pending], store: PassageStore, embedder: SentenceEmbedder) -> None:
@@ -216,7 +215,7 @@ def ingest(
                 kept = " (previous version kept)" if state and state.complete else ""
                 report.skipped.append({"source": source_id, "reason": exc.message + kept})
                 continue
-            batch.append(_Pending(source_id, digest, document, chunks, existed=state is not None))
+            batch.append(_Pending(source_id, digest, document, chunks))
             batch_sentences += sum(len(c.sentences) for c in chunks)
             report.chunks += len(chunks)
             if state:

@@ -117,8 +117,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from assistant.bench import run
 
     targets = [int(s) for s in args.sizes.split(",") if s.strip()] if args.sizes is not None else None
+    naive_limit = 0 if args.no_naive else args.naive_up_to
     results = run(
-        _settings(args), quick=args.quick, out=Path(args.out), targets=targets, naive=not args.no_naive,
+        _settings(args), quick=args.quick, out=Path(args.out), targets=targets, naive_up_to=naive_limit,
         dev_file=Path(args.dev),
     )  # fmt: skip
     print(f"wrote {args.out}/results.json, results.md, results.png ({len(results)} corpora)")
@@ -164,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small corpora only (for CI)")
     p.add_argument("--sizes", help="comma-separated distractor passage targets (default 10000,100000)")
     p.add_argument("--no-naive", action="store_true", help="skip the naive pipeline")
+    p.add_argument(
+        "--naive-up-to", type=int, default=None, metavar="N",
+        help="run the naive pipeline only on corpora of at most N passages (it takes ~45 min at 100k)",
+    )  # fmt: skip
     p.add_argument("--dev", default="tests/data/dev_qa.jsonl", help="questions for latency and accuracy")
     p.add_argument("--out", default="docs/benchmarks", help="folder for results.json/.md/.png")
     p.set_defaults(func=cmd_bench)

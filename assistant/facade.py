@@ -61,7 +61,7 @@ class Assistant:
 
         """
         settings = settings or Settings()
-        embedder = SentenceEmbedder.from_settings(settings.embedding)
+        embedder = SentenceEmbedder.from_settings(settings.embedding, settings.paths.index_dir / "models")
         store = PassageStore(make_client(settings), settings.collection_name)
         assistant = cls(settings, embedder, store)
         if refresh:
@@ -136,13 +136,14 @@ class Assistant:
 
     def _evidence(self, retriever: HybridRetriever, question: Question, q_vec: np.ndarray) -> _Evidence:
         passages = retriever.search(question.search_text, query_vector=q_vec)
-        by_chunk = self.store.sentences_of({p.id: (p.source_hash, p.sentence_count) for p in passages})
+        by_chunk = self.store.sentences_of({p.id: p.source_hash for p in passages})
         sentences = []
         for i, passage in enumerate(passages):
-            rows = by_chunk.get(passage.id, [])
-            sentences.append(
-                [SentenceRef(i, text, start, end, vec, frozenset(terms(text))) for text, start, end, vec in rows]
-            )
+            refs = []
+            for start, end, vec in by_chunk.get(passage.id, []):
+                text = passage.text[start - passage.start : end - passage.start]
+                refs.append(SentenceRef(i, text, start, end, vec, frozenset(terms(text))))
+            sentences.append(refs)
         return _Evidence(passages, sentences)
 
     def ask(self, question: str, history: list[dict] | None = None) -> Answer:

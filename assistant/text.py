@@ -282,14 +282,23 @@ _IRREGULAR = {
 }
 
 
+_WORD_PARTS = re.compile(r"['\-]")
+
+
 def _split_word(raw: str) -> list[str]:
     word = raw.lower().replace("’", "'")
     word = ALIASES.get(word, _IRREGULAR.get(word, word))
     if word.endswith("'s"):
         word = word[:-2]
     # Hyphenated compounds count as their parts and as the whole ("after-sales" -> after, sales).
-    parts = [p for p in re.split(r"['\-]", word) if p]
+    parts = [p for p in _WORD_PARTS.split(word) if p]
     return parts if len(parts) <= 1 else [*parts, word.replace("'", "")]
+
+
+@lru_cache(maxsize=262144)
+def _word_terms(raw: str, keep_stopwords: bool) -> tuple[str, ...]:
+    # Cached per surface form: the corpus-wide BM25 build calls this for every word of every passage.
+    return tuple(stem(word) for word in _split_word(raw) if keep_stopwords or word not in STOPWORDS)
 
 
 def terms(text: str, *, keep_stopwords: bool = False) -> list[str]:
@@ -305,9 +314,7 @@ def terms(text: str, *, keep_stopwords: bool = False) -> list[str]:
     """
     out: list[str] = []
     for match in _TOKEN.finditer(normalize(text)):
-        for word in _split_word(match.group()):
-            if keep_stopwords or word not in STOPWORDS:
-                out.append(stem(word))
+        out.extend(_word_terms(match.group(), keep_stopwords))
     return out
 
 
@@ -430,13 +437,21 @@ YEAR_OR_DATE = re.compile(
 _CAPITALISED = re.compile(r"\b[A-Z][\w'’\-]*[A-Za-z0-9]|\b\d+[A-Za-z]+\w*")
 
 
+_CLAUSE_START = re.compile(r"(?:^|[:;(\"“]|\n\s*(?:[-–—*•]|\d+[.)])?)\s*$")
+
+
 def proper_names(text: str) -> set[str]:
-    """Capitalised words (and alphanumeric names such as "36Kr"), except a sentence's first word."""
+    """Capitalised words (and alphanumeric names such as "36Kr").
+
+    Not names: a sentence's or clause's first word ("are: Not having ...", a list item) and capitalised
+    stopwords.
+    """
     names = set()
     for match in _CAPITALISED.finditer(text):
-        if match.start() == 0:
+        word = match.group().lower().replace("’", "'").removesuffix("'s")
+        if word in STOPWORDS or _CLAUSE_START.search(text, 0, match.start()):
             continue
-        names.add(match.group().lower().replace("’", "'").removesuffix("'s"))
+        names.add(word)
     return names
 
 

@@ -4,11 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/assistant ] || bash scripts/setup.sh
-if [ ! -d /usr/share/doc/python3.11/html ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+if [ ! -d /usr/share/doc/python-scipy-doc/html ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.11-doc python-django-doc \
-    python-sqlalchemy-doc postgresql-doc-15 >/dev/null
+    python-sqlalchemy-doc postgresql-doc-15 libboost1.81-doc python-scipy-doc >/dev/null
 fi
-.venv/bin/python -m pip install -q matplotlib
+.venv/bin/python -m pip install -q -e ".[bench]"
 export HF_HUB_OFFLINE=1
 exec .venv/bin/assistant bench "$@"

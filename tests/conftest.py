@@ -25,7 +25,7 @@ class FakeSentenceModel:
         self.size = size
         self.calls = 0
 
-    def get_sentence_embedding_dimension(self) -> int:
+    def get_embedding_dimension(self) -> int:
         return self.size
 
     def encode(self, texts, **_: object) -> np.ndarray:

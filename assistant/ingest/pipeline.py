@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,12 +20,12 @@ import numpy as np
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
-from assistant.config import Settings
+from assistant.config import ChunkingSettings, Settings
 from assistant.embeddings import SentenceEmbedder
 from assistant.errors import IndexError_, SourceError
 from assistant.ingest.chunking import Chunk, chunk_document
 from assistant.ingest.loaders import LOADERS, SourceDocument, load_source
-from assistant.store import PassageStore
+from assistant.store import PassageStore, SourceState
 
 
 @dataclass(slots=True)
@@ -107,6 +109,7 @@ class _Pending:
     digest: str
     document: SourceDocument
     chunks: list[Chunk]
+    previous: bool
 
 
 def _write_batch(batch: list[_Pending], store: PassageStore, embedder: SentenceEmbedder) -> None:
@@ -116,31 +119,67 @@ def _write_batch(batch: list[_Pending], store: PassageStore, embedder: SentenceE
     row = {text: i for i, text in enumerate(unique)}
     for item in batch:
         passage_vectors = np.zeros((len(item.chunks), vectors.shape[1]), dtype=np.float32)
-        sentence_rows: list[dict] = []
-        sentence_index: list[int] = []
+        sentence_vectors = []
         for ci, chunk in enumerate(item.chunks):
-            rows = [row[s.text] for s in chunk.sentences]
-            mean = vectors[rows].mean(axis=0)
+            own = vectors[[row[s.text] for s in chunk.sentences]]
+            mean = own.mean(axis=0)
             passage_vectors[ci] = mean / (np.linalg.norm(mean) or 1.0)
-            for m, span in enumerate(chunk.sentences):
-                sentence_rows.append(
-                    {
-                        "id": f"{chunk.id}:{m}",
-                        "chunk_id": chunk.id,
-                        "text": span.text,
-                        "start": span.start,
-                        "end": span.end,
-                    }
-                )
-                sentence_index.append(row[span.text])
+            sentence_vectors.append(own)
         passages = [
-            {"id": c.id, "text": c.text, "start": c.start, "end": c.end, "n": c.n, "sentences": len(c.sentences)}
+            {"id": c.id, "text": c.text, "start": c.start, "end": c.end, "n": c.n,
+             "spans": [[s.start, s.end] for s in c.sentences]}
             for c in item.chunks
-        ]
+        ]  # fmt: skip
         store.replace_source(
             item.source_id, item.digest, item.document.title, item.document.metadata,
-            passages, passage_vectors, sentence_rows, vectors[sentence_index],
+            passages, passage_vectors, sentence_vectors, previous=item.previous,
         )  # fmt: skip
+
+
+@dataclass(slots=True)
+class _Changed:
+    """A source whose bytes differ from what is indexed (or that is new), read but not yet parsed."""
+
+    source_id: str
+    path: Path
+    data: bytes
+    digest: str
+    state: SourceState | None
+
+
+def _parse(item: _Changed, chunking: ChunkingSettings) -> tuple[SourceDocument, list[Chunk]] | SourceError:
+    try:
+        document = load_source(item.path, item.data)
+        chunks = chunk_document(item.source_id, document, chunking)
+        if not chunks:
+            raise SourceError(f"{item.path.name}: no text to index")
+    except SourceError as exc:
+        return exc
+    return document, chunks
+
+
+def _parsed_in_order(
+    items: Iterator[_Changed], chunking: ChunkingSettings, workers: int
+) -> Iterator[tuple[_Changed, tuple[SourceDocument, list[Chunk]] | SourceError]]:
+    """Parse sources on worker threads a few files ahead of the consumer, yielding in input order.
+
+    Parsing (lxml, pypdf, the splitter) overlaps embedding, which runs in ONNX Runtime or PyTorch with the
+    GIL released. The look-ahead is bounded, so memory stays flat however many files there are.
+    """
+    if workers <= 0:
+        for item in items:
+            yield item, _parse(item, chunking)
+        return
+    window: deque[tuple[_Changed, Future]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="parse") as pool:
+        for item in items:
+            window.append((item, pool.submit(_parse, item, chunking)))
+            if len(window) > 4 * workers:
+                done, future = window.popleft()
+                yield done, future.result()
+        while window:
+            done, future = window.popleft()
+            yield done, future.result()
 
 
 def ingest(
@@ -176,49 +215,20 @@ def ingest(
         for source in sorted(set(states) - seen):
             store.delete_source(source)
             report.removed += 1
+        bar = tqdm(files, desc="ingest", unit="file", disable=not progress, leave=False)
+        changed = _changed_sources(bar, settings, store, states, report)
         batch: list[_Pending] = []
         batch_sentences = 0
-        bar = tqdm(files, desc="ingest", unit="file", disable=not progress, leave=False)
-        first_with_digest: dict[str, str] = {}
-        limit = settings.chunking.max_file_mb * 2**20
-        for source_id, path in bar:
-            bar.set_postfix_str(source_id[-40:], refresh=False)
-            try:
-                if path.stat().st_size > limit:
-                    reason = f"larger than the {settings.chunking.max_file_mb:g} MB limit (chunking.max_file_mb)"
-                    report.skipped.append({"source": source_id, "reason": reason})
-                    continue
-                data = path.read_bytes()
-            except OSError as exc:
-                report.skipped.append({"source": source_id, "reason": f"cannot read: {exc.strerror}"})
+        for item, parsed in _parsed_in_order(changed, settings.chunking, settings.chunking.parse_workers):
+            if isinstance(parsed, SourceError):
+                kept = " (previous version kept)" if item.state and item.state.complete else ""
+                report.skipped.append({"source": item.source_id, "reason": parsed.message + kept})
                 continue
-            digest = hashlib.sha256(data).hexdigest()[:16]
-            if digest in first_with_digest:  # the same text twice would only crowd out other passages
-                original = first_with_digest[digest]
-                report.skipped.append({"source": source_id, "reason": f"duplicate of {original}"})
-                if source_id in states:
-                    store.delete_source(source_id)
-                    report.removed += 1
-                continue
-            first_with_digest[digest] = source_id
-            state = states.get(source_id)
-            if state and state.hash == digest and state.complete:
-                report.unchanged += 1
-                report.chunks += state.chunk_count
-                continue
-            try:
-                document = load_source(path, data)
-                chunks = chunk_document(source_id, document, settings.chunking)
-                if not chunks:
-                    raise SourceError(f"{path.name}: no text to index")
-            except SourceError as exc:
-                kept = " (previous version kept)" if state and state.complete else ""
-                report.skipped.append({"source": source_id, "reason": exc.message + kept})
-                continue
-            batch.append(_Pending(source_id, digest, document, chunks))
+            document, chunks = parsed
+            batch.append(_Pending(item.source_id, item.digest, document, chunks, previous=item.state is not None))
             batch_sentences += sum(len(c.sentences) for c in chunks)
             report.chunks += len(chunks)
-            if state:
+            if item.state:
                 report.updated += 1
             else:
                 report.added += 1
@@ -231,3 +241,39 @@ def ingest(
             store.bump_generation()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _changed_sources(
+    files: Iterable[tuple[str, Path]],
+    settings: Settings,
+    store: PassageStore,
+    states: dict[str, SourceState],
+    report: IngestReport,
+) -> Iterator[_Changed]:
+    """Read and hash each file; count unchanged ones and skip unreadable, oversized and duplicate ones."""
+    first_with_digest: dict[str, str] = {}
+    limit = settings.chunking.max_file_mb * 2**20
+    for source_id, path in files:
+        try:
+            if path.stat().st_size > limit:
+                reason = f"larger than the {settings.chunking.max_file_mb:g} MB limit (chunking.max_file_mb)"
+                report.skipped.append({"source": source_id, "reason": reason})
+                continue
+            data = path.read_bytes()
+        except OSError as exc:
+            report.skipped.append({"source": source_id, "reason": f"cannot read: {exc.strerror}"})
+            continue
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        if digest in first_with_digest:  # the same text twice would only crowd out other passages
+            report.skipped.append({"source": source_id, "reason": f"duplicate of {first_with_digest[digest]}"})
+            if source_id in states:
+                store.delete_source(source_id)
+                report.removed += 1
+            continue
+        first_with_digest[digest] = source_id
+        state = states.get(source_id)
+        if state and state.hash == digest and state.complete:
+            report.unchanged += 1
+            report.chunks += state.chunk_count
+            continue
+        yield _Changed(source_id, path, data, digest, state)

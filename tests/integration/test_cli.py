@@ -63,3 +63,17 @@ def test_eval_writes_reports_and_gates_on_accuracy(real_assistant, real_settings
     assert (tmp_path / "report.json").exists() and "| d01 |" in (tmp_path / "report.md").read_text()
     gated = cli(real_settings, "eval", str(DATA / "dev_qa.jsonl"), "--min-accuracy", "1.01")
     assert gated.returncode == 1
+
+
+def test_bench_measures_both_pipelines_and_writes_its_reports(real_settings, tmp_path):
+    out = tmp_path / "bench"
+    result = cli(real_settings, "bench", "--sizes", "", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads((out / "results.json").read_text())["results"]
+    ours, naive = row["ours"], row["naive"]
+    assert ours["chunks"] > 5 and naive["chunks"] > 2
+    assert ours["ingest_s"] > 0 and naive["ingest_s"] > 0 and row["ingest_speedup"] > 0
+    assert 0 < ours["ask_p50_ms"] <= ours["ask_p95_ms"] and ours["peak_rss_mb"] > 100
+    assert ours["dev_accuracy"] >= 0.9 and row["cold_start_s"] > 0
+    table = (out / "results.md").read_text()
+    assert table.count("\n") == 3 and f"| {ours['chunks']} |" in table

@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import zipfile
 
+import numpy as np
 import pytest
 
+from assistant.config import Settings
 from assistant.errors import IndexError_, SourceError
 from assistant.ingest.pipeline import ingest, ingest_lock
 from assistant.retrieval import Corpus
-from assistant.store import PassageStore, make_client
+from assistant.store import PassageStore, make_client, pack_vectors, unpack_vectors
 
 
 @pytest.fixture
@@ -198,3 +200,66 @@ def test_duplicate_file_is_indexed_once(workspace, store, fake_embedder):
     report = run(workspace, store, fake_embedder)
     assert report.skipped == [{"source": "xiaomi-overseas-ev-expansion.md", "reason": "duplicate of copy.md"}]
     assert {m["source"] for m in Corpus(store).metas} == {"copy.md"}
+
+
+def test_sentences_are_stored_per_passage_and_slice_its_text(workspace, store, fake_embedder):
+    run(workspace, store, fake_embedder)
+    corpus = Corpus(store)
+    passages = [corpus.passage(pid) for pid in corpus.ids]
+    found = store.sentences_of({p.id: p.source_hash for p in passages})
+    for passage in passages:
+        rows = found[passage.id]
+        assert len(rows) == passage.sentence_count > 0
+        for start, end, vector in rows:
+            text = passage.text[start - passage.start : end - passage.start]
+            assert text.strip() and text == text.strip()
+            stored = fake_embedder.encode([text])[0]
+            assert float(vector @ stored) > 0.9999, "the stored vector is that sentence's own"
+
+
+def test_packed_vectors_keep_their_direction():
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((50, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors[3] = 0.0  # a degenerate (empty) sentence must not divide by zero
+    restored = unpack_vectors(pack_vectors(vectors), len(vectors))
+    cosine = (restored * vectors).sum(axis=1)
+    assert np.delete(cosine, 3).min() > 0.9999
+    assert len(pack_vectors(vectors)) < 50 * 400 * 4 / 3 + 8, "about one byte per component"
+
+
+@pytest.mark.parametrize("workers", [0, 3])
+def test_parallel_parsing_indexes_the_same_passages_in_the_same_order(workspace, store, fake_embedder, workers):
+    folder = workspace.paths.sources_dir
+    for i in range(12):
+        (folder / f"note-{i:02d}.md").write_text(f"# Note {i}\n\nThe room {i} has {i + 2} chairs. " * (i + 1))
+    (folder / "broken.docx").write_bytes(b"not a zip")
+    inline = Settings(sources_dir=folder, index_dir=workspace.paths.index_dir / "inline", _env_file=None)
+    inline.chunking.parse_workers = 0
+    reference = PassageStore(make_client(inline), inline.collection_name)
+    expected = ingest(inline, reference, fake_embedder)
+    workspace.chunking.parse_workers = workers
+    report = ingest(workspace, store, fake_embedder)
+    assert (report.added, report.chunks, report.skipped) == (expected.added, expected.chunks, expected.skipped)
+    assert Corpus(store).ids == Corpus(reference).ids
+    assert Corpus(store).texts == Corpus(reference).texts
+
+
+def test_a_new_source_skips_the_clean_up_query_and_a_changed_one_runs_it(workspace, store, fake_embedder, monkeypatch):
+    deletes: list[dict] = []
+    original = store.passages.delete
+    monkeypatch.setattr(store.passages, "delete", lambda **kw: deletes.append(kw) or original(**kw))
+    run(workspace, store, fake_embedder)
+    assert deletes == []
+    path = workspace.paths.sources_dir / "xiaomi-overseas-ev-expansion.md"
+    path.write_text(path.read_text() + "\n\nA closing line was added.\n")
+    run(workspace, store, fake_embedder)
+    assert len(deletes) == 1 and "$and" in deletes[0]["where"]
+
+
+def test_embedder_batches_by_length_but_returns_input_order(fake_embedder):
+    texts = [("word " * (i % 17 + 1)) + str(i) for i in range(100)]
+    fake_embedder.batch_size = 8
+    together = fake_embedder.encode(texts)
+    one_by_one = np.stack([fake_embedder.encode([text])[0] for text in texts])
+    assert np.allclose(together, one_by_one, atol=1e-6)

@@ -52,7 +52,11 @@ def test_index_name_changes_with_what_makes_it_valid():
     a = Settings(_env_file=None)
     b = Settings(_env_file=None, chunking={"chunk_size": 500})
     c = Settings(_env_file=None, embedding={"model": "/models/other"})
-    assert len({a.collection_name, b.collection_name, c.collection_name}) == 3
+    d = Settings(_env_file=None, embedding={"backend": "torch"})
+    e = Settings(_env_file=None, embedding={"quantize": "none"})
+    f = Settings(_env_file=None, chunking={"parse_workers": 0})
+    assert len({x.collection_name for x in (a, b, c, d, e)}) == 5
+    assert f.collection_name == a.collection_name, "how files are parsed does not change the index"
 
 
 def test_unknown_setting_is_rejected():

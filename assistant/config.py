@@ -31,6 +31,10 @@ class PathSettings(_Section):
     sources_dir: Path = Field(Path("sources"), description="Folder of source articles to index.")
     index_dir: Path = Field(Path("index"), description="Folder holding the embedded Chroma index.")
     data_dir: Path = Field(Path("data"), description="Folder for runtime data such as feedback.")
+    cache_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "assistant",
+        description="Folder for files derived from installed packages, such as the exported ONNX graph.",
+    )
 
 
 class EmbeddingSettings(_Section):

@@ -61,7 +61,7 @@ class Assistant:
 
         """
         settings = settings or Settings()
-        embedder = SentenceEmbedder.from_settings(settings.embedding, settings.paths.index_dir / "models")
+        embedder = SentenceEmbedder.from_settings(settings.embedding, settings.paths.cache_dir / "onnx")
         store = PassageStore(make_client(settings), settings.collection_name)
         assistant = cls(settings, embedder, store)
         if refresh:

@@ -92,6 +92,7 @@ def child_ours(sources: Path, index: Path, dev_file: Path) -> dict:
         "retrieval_p50_ms": round(statistics.median(retrievals), 1),
         "retrieval_p95_ms": round(_pct(retrievals, 0.95), 1),
         "dev_accuracy": summary["accuracy"],
+        "dev_recall_at_k": summary["retrieval_recall_at_k"],
         "index_mb": round(_dir_mb(index), 1),
         "peak_rss_mb": round(_peak_rss_mb(), 1),
     }
@@ -215,7 +216,7 @@ def render_markdown(results: list[dict]) -> str:
     head = (
         "| corpus | passages | ingest s (ours / naive) | KB/s (ours / naive) | speed-up | re-ingest % | "
         "first ask p50 ms | warm ask p50 / p95 ms | retrieval p50 ms (ours / naive) | peak RSS MB | index MB | "
-        "cold start s | dev acc |\n"
+        "cold start s | dev acc / recall@k |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = []
@@ -227,7 +228,8 @@ def render_markdown(results: list[dict]) -> str:
             f"{o['ingest_kb_per_s']} / {n.get('ingest_kb_per_s', '–')} | {speed} | {o['reingest_pct_of_ingest']} | "
             f"{o.get('ask_first_p50_ms', '–')} | {o['ask_p50_ms']} / {o['ask_p95_ms']} | "
             f"{o['retrieval_p50_ms']} / {n.get('retrieval_p50_ms', '–')} | "
-            f"{o['peak_rss_mb']} | {o['index_mb']} | {r.get('cold_start_s', '–')} | {o['dev_accuracy']} |"
+            f"{o['peak_rss_mb']} | {o['index_mb']} | {r.get('cold_start_s', '–')} | "
+            f"{o['dev_accuracy']} / {o.get('dev_recall_at_k', '–')} |"
         )
     return head + "\n".join(rows) + "\n"
 

@@ -455,6 +455,13 @@ def proper_names(text: str) -> set[str]:
     return names
 
 
+_FIELD_LINE = re.compile(r"^[A-Za-z][\w \-]{0,30}:\s+\S")
+
+
 def is_heading(text: str) -> bool:
-    """A short line with no closing punctuation reads as a heading, not as a statement."""
-    return len(text) < 80 and not text.rstrip().endswith((".", "!", "?", ":", '"', "”"))
+    """A short line with no closing punctuation reads as a heading, not as a statement.
+
+    A ``field: value`` line (front matter, a metadata card, "Note: ...") states something, so it is not one.
+    """
+    stripped = text.rstrip()
+    return len(text) < 80 and not stripped.endswith((".", "!", "?", ":", '"', "”")) and not _FIELD_LINE.match(stripped)

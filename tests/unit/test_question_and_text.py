@@ -6,7 +6,7 @@ import pytest
 
 from assistant.answer.question import AnswerType, analyse, answer_type, validate_history, validate_question
 from assistant.errors import InputError
-from assistant.text import proper_names, sentences, terms
+from assistant.text import is_heading, proper_names, sentences, terms
 
 
 @pytest.mark.parametrize("bad", ["", "   \n\t", None, 42, ["q"]])
@@ -96,3 +96,9 @@ def test_clause_openers_and_capitalised_stopwords_are_not_names():
     assert proper_names("The hurdles are: Not having a team in Europe") == {"europe"}
     assert proper_names("Sales grew.\n- Having dealers helped Xiaomi\n2. Pricing") == {"xiaomi"}
     assert proper_names("The SU7 - Xiaomi's sedan - sells") == {"su7", "xiaomi"}
+
+
+def test_metadata_lines_are_statements_not_headings():
+    assert is_heading("Overcoming export challenges")
+    assert not is_heading("outlet: KrASIA (originally published by 36Kr)")
+    assert not is_heading("Note: the office is closed on Fridays")

@@ -5,7 +5,7 @@ chunk count, so a source is *complete* when all its passages with that hash are 
 complete sources only, which is what keeps a killed ingest from serving half a file.
 
 Sentence vectors are only ever looked up by passage, never searched, so they are not Chroma records of
-their own (that built an unused HNSW graph: 4.7x slower writes, 40 % more disk). Each passage has one
+their own (that built an unused HNSW graph: 3.7x slower writes, 1.8x the disk). Each passage has one
 companion record holding its sentences' character spans and their vectors packed as int8 with a
 per-sentence scale (cosine to the float32 vector > 0.9999).
 """

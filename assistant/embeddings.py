@@ -107,9 +107,9 @@ class SentenceEmbedder(Embeddings):
         """Embed texts into a ``(len(texts), dim)`` float32 array of unit vectors.
 
         Texts are batched in order of their *token* count. sentence-transformers orders a call's texts by
-        character count, which in technical prose (identifiers split into many word pieces) left so much
-        padding that ordering by tokens first measured 1.8x faster. Batches of 32 measured fastest on the
-        2-core CPU.
+        character count, which in technical prose (identifiers split into many word pieces) leaves much
+        padding: ordering by tokens first took 6.2 s instead of 8.0 s for 4,096 sentences. Batches of 32
+        measured fastest on the 2-core CPU.
         """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)

@@ -2,7 +2,8 @@
 
 Embedding is the expensive step, so each *sentence* is embedded once (identical sentences once per run)
 and a passage's vector is the normalised mean of its sentences' vectors: the answerer needs sentence
-vectors anyway, and short sequences cost less to encode than long ones.
+vectors anyway, and the passage vector then costs nothing more. Three stages overlap: reading and hashing
+files, parsing them (worker threads), and embedding and writing batches that span several files.
 """
 
 from __future__ import annotations

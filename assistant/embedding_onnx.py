@@ -12,9 +12,12 @@ Activations are quantised per batch, so a text's vector moves slightly with its 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +43,7 @@ def onnx_model_file(model_dir: Path, cache_dir: Path, quantize: str) -> Path:
     if target.exists():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".export-") as tmp:
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".export-") as tmp, _quiet_root_logger():
         plain = Path(tmp) / "model.onnx"
         _export(model_dir, plain)
         if quantize == "int8":
@@ -49,6 +52,23 @@ def onnx_model_file(model_dir: Path, cache_dir: Path, quantize: str) -> Path:
             plain = quantized
         os.replace(plain, target)
     return target
+
+
+@contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """Silence the exporter's and quantiser's root-logger chatter, and undo their ``basicConfig``.
+
+    The quantiser installs a root handler; left in place, every library's DEBUG records (bm25s logs
+    at DEBUG) would reach stderr for the rest of the process.
+    """
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
 
 
 def _export(model_dir: Path, out: Path) -> None:
@@ -84,19 +104,11 @@ def _export(model_dir: Path, out: Path) -> None:
 
 
 def _quantize(source: Path, out: Path) -> None:
-    import logging
-
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.ERROR))  # the quantiser warns "consider pre-processing" on the root logger
-    try:
-        quantize_dynamic(
-            str(source), str(out), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"]
-        )
-    finally:
-        root.setLevel(level)
+    quantize_dynamic(
+        str(source), str(out), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"]
+    )
 
 
 class OnnxEncoder(torch.nn.Module):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -28,9 +30,11 @@ def test_onnx_float32_matches_pytorch(tmp_path, sentences, torch_vectors):
     assert cosine.min() > 0.9999
 
 
-def test_onnx_int8_stays_close_and_the_export_is_cached(tmp_path, sentences, torch_vectors):
+def test_onnx_int8_stays_close_and_the_export_is_cached(tmp_path, sentences, torch_vectors, monkeypatch):
     settings = EmbeddingSettings(backend="onnx", quantize="int8")
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as in a plain process (pytest installs its own)
     vectors = SentenceEmbedder.from_settings(settings, tmp_path).encode(sentences)
+    assert logging.getLogger().handlers == [], "the export must not leave a root log handler behind"
     cosine = (vectors * torch_vectors).sum(axis=1)
     assert cosine.mean() > 0.985 and cosine.min() > 0.95, (cosine.mean(), cosine.min())
     (graph,) = tmp_path.glob("*.onnx")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from assistant.config import Settings
 from assistant.errors import SourceError
+from assistant.evaluation import percentile
 
 DEFAULT_DISTRACTORS = [
     "/usr/share/doc/python3.11/html",
@@ -39,11 +40,6 @@ def _peak_rss_mb() -> float:
 
 def _dir_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
 def _questions(dev_file: Path) -> list[dict]:
@@ -88,9 +84,9 @@ def child_ours(sources: Path, index: Path, dev_file: Path) -> dict:
         "reingest_pct_of_ingest": round(100 * reingest.seconds / report.seconds, 2),
         "ask_first_p50_ms": round(statistics.median(first), 1),
         "ask_p50_ms": round(statistics.median(totals), 1),
-        "ask_p95_ms": round(_pct(totals, 0.95), 1),
+        "ask_p95_ms": round(percentile(totals, 0.95), 1),
         "retrieval_p50_ms": round(statistics.median(retrievals), 1),
-        "retrieval_p95_ms": round(_pct(retrievals, 0.95), 1),
+        "retrieval_p95_ms": round(percentile(retrievals, 0.95), 1),
         "dev_accuracy": summary["accuracy"],
         "dev_recall_at_k": summary["retrieval_recall_at_k"],
         "index_mb": round(_dir_mb(index), 1),
@@ -137,7 +133,7 @@ def child_naive(sources: Path, index: Path, dev_file: Path) -> dict:
         "ingest_s": round(ingest_s, 2),
         "ingest_kb_per_s": round(source_kb / ingest_s, 1),
         "retrieval_p50_ms": round(statistics.median(latencies), 1),
-        "retrieval_p95_ms": round(_pct(latencies, 0.95), 1),
+        "retrieval_p95_ms": round(percentile(latencies, 0.95), 1),
         "index_mb": round(_dir_mb(index), 1),
         "peak_rss_mb": round(_peak_rss_mb(), 1),
     }

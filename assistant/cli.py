@@ -75,12 +75,35 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Score answers on a JSONL question file."""
-    from assistant.evaluation import evaluate, load_items, write_report
+    """Score answers on a JSONL question file or a SQuAD 2.0 JSON file."""
+    from assistant.evaluation import (
+        evaluate,
+        is_squad,
+        load_items,
+        load_squad,
+        sample_items,
+        temporary_index,
+        write_report,
+    )
+    from assistant.facade import Assistant
 
-    items = load_items(Path(args.file))
-    assistant = _load(args)
-    report = evaluate(assistant, items)
+    path = Path(args.file)
+    articles = [t.strip() for t in args.articles.split(",") if t.strip()] if args.articles else None
+    progress = not args.json and sys.stderr.isatty()
+    if is_squad(path):
+        squad = load_squad(path, articles)
+        items = sample_items(squad.items, args.sample, args.seed) if args.sample else squad.items
+        with temporary_index(_settings(args), squad.articles) as settings:
+            if not args.json:
+                print(f"indexing {len(squad.articles)} articles into a temporary index ...", file=sys.stderr)
+            report = evaluate(Assistant.load(settings, progress=progress), items)
+        report["summary"] = {"dataset": path.name, "articles": len(squad.articles), **report["summary"]}
+    else:
+        if articles:
+            raise InputError("--articles applies to SQuAD files only")
+        items = load_items(path)
+        items = sample_items(items, args.sample, args.seed) if args.sample else items
+        report = evaluate(_load(args), items)
     if args.out:
         write_report(report, Path(args.out))
     summary = report["summary"]
@@ -97,6 +120,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"accuracy {summary['accuracy']} is below --min-accuracy {args.min_accuracy}", file=sys.stderr)
         return 1
     return 0
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -151,9 +181,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.set_defaults(func=cmd_ask)
 
-    p = sub.add_parser("eval", help="score answers on a JSONL file of questions and known facts")
+    p = sub.add_parser(
+        "eval", help="score answers on a JSONL file of questions and known facts, or on a SQuAD 2.0 file",
+        description="Ask every question and score the answers. A SQuAD 2.0 JSON file brings its own articles: "
+        "they are indexed into a temporary folder (deleted afterwards) with the current settings, --sources and "
+        "--index left unused, and an answerable question counts as correct when it is not refused and a gold "
+        "answer appears in the answer.",
+    )  # fmt: skip
     common(p)
-    p.add_argument("file", help="JSONL lines {id, question, facts, answerable, history?}")
+    p.add_argument("file", help="JSONL lines {id, question, facts, answerable, history?}, or SQuAD 2.0 JSON")
+    p.add_argument(
+        "--sample", type=_positive_int, metavar="N",
+        help="ask a random sample of N questions, half answerable and half unanswerable where there are enough",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of the --sample draw (default 0)")
+    p.add_argument(
+        "--articles", metavar="TITLE[,TITLE]",
+        help="SQuAD only: index and ask about these articles alone (e.g. a held-out split)",
+    )  # fmt: skip
     p.add_argument("--llm", help="answer backend to evaluate")
     p.add_argument("--out", help="folder for report.json and report.md")
     p.add_argument("--min-accuracy", type=float, help="exit non-zero when accuracy is below this")

@@ -87,8 +87,9 @@ class RetrievalSettings(_Section):
 class AnswerSettings(_Section):
     """Calibration of the extractive answerer."""
 
-    min_confidence: float = Field(0.5, ge=0, le=1, description="Answers whose evidence scores below this are refused.")
-    max_sentences: int = Field(3, ge=1, le=10, description="Longest answer, in sentences.")
+    model_path: Path | None = Field(
+        None, description="Answer model file (JSON); unset uses the one shipped in assistant/models."
+    )
     max_question_chars: int = Field(2000, ge=10, description="Longer questions are rejected.")
     max_history_turns: int = Field(20, ge=0, description="History turns considered for follow-ups.")
     cache_size: int = Field(512, ge=0, description="Recent answers kept; cleared when the index changes.")
@@ -126,7 +127,14 @@ class ServerSettings(_Section):
 
     host: str = Field("127.0.0.1", description="Interface to bind.")
     port: int = Field(7860, ge=1, le=65535, description="Port to bind.")
-    max_body_bytes: int = Field(256_000, ge=1024, description="Largest accepted request body.")
+    max_body_bytes: int = Field(
+        256_000, ge=1024, description="Largest accepted request body, counted on the bytes read (chunked or not)."
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For is believed; "
+        "empty trusts none, so the client address is always the connecting peer's.",
+    )
     widget_greeting: str = Field(
         "Hi! Ask me about the articles; I answer with numbered sources.", description="Widget's first message."
     )
@@ -138,7 +146,12 @@ class SecuritySettings(_Section):
     api_keys: str = Field("", description="Comma-separated API keys; empty leaves the API open.")
     widget_key: str = Field("", description="Chat-only public key the widget sends, if keys are on.")
     allowed_origins: str = Field("", description="Comma-separated origins that may embed the widget and call the API.")
-    rate_limit_per_minute: int = Field(120, ge=0, description="Requests per client per minute.")
+    rate_limit_per_minute: int = Field(
+        120, ge=0, description="Requests per client per minute (per key, per widget visitor or per address); 0 is off."
+    )
+    failed_auth_per_minute: int = Field(
+        10, ge=1, description="Failed authentications an address may make in a minute before it gets 429s."
+    )
 
 
 class Settings(BaseSettings):

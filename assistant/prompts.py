@@ -73,3 +73,8 @@ def refusal_sentinel() -> str:
     if not sentinel:
         raise ConfigError("prompts/refusal.yaml must define a sentinel")
     return sentinel
+
+
+def not_english_text() -> str:
+    """What the user sees when a question is not in English."""
+    return load_prompt("not_english").template.strip()

@@ -73,6 +73,10 @@ class Corpus:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def knows(self, term: str) -> bool:
+        """Whether any indexed passage uses ``term`` (a stemmed term)."""
+        return self.bm25 is not None and term in self.bm25.vocab_dict
+
     def passage(self, pid: str) -> Passage:
         """The passage with this id."""
         i = self.row[pid]

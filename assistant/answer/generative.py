@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from langchain_core.output_parsers import StrOutputParser
@@ -33,26 +32,25 @@ def format_history(history: list[dict[str, str]]) -> str:
 class Draft:
     """A verified generated answer, or the reason there is none."""
 
-    question: str
     passages: list[Passage]
     verification: Verification | None
     refused_by_model: bool
-    raw: str
 
 
 class GenerativeAnswerer:
-    """Condense follow-ups, retrieve, generate with the answer prompt, verify.
+    """Condense follow-ups, generate from given passages with the answer prompt, verify.
+
+    Retrieval is not done here: the answer pipeline retrieves once and hands the same passages to the
+    model and to the answerability model.
 
     Args:
         chat_model: A LangChain chat model (``ChatOpenAI``, ``ChatOllama``, ``ChatLlamaCpp``, a fake).
         verifier: Checks sentences against passages.
-        retrieve: Returns the passages for a standalone question.
 
     """
 
-    def __init__(self, chat_model: Runnable, verifier: Verifier, retrieve: Callable[[str], list[Passage]]) -> None:
+    def __init__(self, chat_model: Runnable, verifier: Verifier) -> None:
         self.verifier = verifier
-        self.retrieve = retrieve
         self.sentinel = refusal_sentinel()
         answer_prompt = load_prompt("answer").chat_prompt(sentinel=self.sentinel)
         self.answer_chain = answer_prompt | chat_model | StrOutputParser()
@@ -69,21 +67,19 @@ class GenerativeAnswerer:
         rewritten = rewritten.strip().splitlines()[0].strip() if rewritten.strip() else ""
         return rewritten if 3 <= len(rewritten) <= 500 else question
 
-    def draft(self, question: str, history: list[dict[str, str]]) -> Draft:
-        """Generate and verify an answer.
+    def draft(self, question: str, passages: list[Passage]) -> Draft:
+        """Generate an answer to a standalone ``question`` from ``passages`` and verify it.
 
         Raises:
             BackendError: The model could not be reached or failed mid-answer.
 
         """
-        standalone = self.condense(question, history)
-        passages = self.retrieve(standalone)
         if not passages:
-            return Draft(standalone, passages, None, True, "")
+            return Draft(passages, None, True)
         try:
-            raw = self.answer_chain.invoke({"context": format_passages(passages), "question": standalone})
+            raw = self.answer_chain.invoke({"context": format_passages(passages), "question": question})
         except Exception as exc:  # provider errors vary by backend; all mean the backend failed
             raise BackendError(f"the language model failed: {exc.__class__.__name__}: {str(exc)[:200]}") from None
         if not raw.strip() or self.sentinel in raw:
-            return Draft(standalone, passages, None, True, raw)
-        return Draft(standalone, passages, self.verifier.verify(raw, passages), False, raw)
+            return Draft(passages, None, True)
+        return Draft(passages, self.verifier.verify(raw, passages), False)

@@ -5,14 +5,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
+from importlib import resources
 
 from assistant.errors import InputError
-from assistant.text import STOPWORDS, terms
+from assistant.text import NUMBER, STOPWORDS, proper_names, terms
 
 # Words that frame a question rather than name what it is about.
 _FRAMING = frozenset(
     terms("many much name mention mentioned describe explain happen happened kind type sort", keep_stopwords=True)
 )
+
+
+class QuestionForm(StrEnum):
+    """The shape of answer the question asks for."""
+
+    FACT = "fact"  # one fact: a sentence, the answering span highlighted
+    YES_NO = "yes_no"  # "Can I ...?": the sentence stating the rule or its condition
+    EXPLAIN = "explain"  # why / how / steps / summarise / compare: several points from different passages
+    LIST = "list"  # "which roles ...", "what are ...": several items
 
 
 class AnswerType(StrEnum):
@@ -83,6 +94,64 @@ def wants_several(question: str) -> bool:
     return False
 
 
+_YES_NO = re.compile(
+    r"^\W*(can|could|do|does|did|is|are|was|were|should|may|must|will|would|am|have|has|shall|if)\b", re.IGNORECASE
+)
+_EXPLAIN = re.compile(
+    r"^\W*why\b|^\W*how\b(?! (many|much|long|far|old|big|large|often|soon|fast|high|tall|heavy|early|late)\b)|"
+    r"\b(steps?|process|procedure|explain|describe|summari[sz]e|summary|compare|difference|overview|what happens)\b",
+    re.IGNORECASE,
+)
+
+
+def question_form(question: str) -> QuestionForm:
+    """Whether a question asks for one fact, a yes/no rule, an explanation or a list."""
+    if _EXPLAIN.search(question):
+        return QuestionForm.EXPLAIN
+    if _YES_NO.search(question):
+        return QuestionForm.YES_NO
+    if wants_several(question):
+        return QuestionForm.LIST
+    return QuestionForm.FACT
+
+
+def salient_terms(question: str) -> list[str]:
+    """Terms of the names and numbers a question mentions: an answer about something else is no answer."""
+    words = " ".join(proper_names(" " + question)) + " " + " ".join(NUMBER.findall(question))
+    return list(dict.fromkeys(t for t in terms(words) if t not in _FRAMING))
+
+
+@lru_cache(maxsize=1)
+def _foreign_words() -> frozenset[str]:
+    text = resources.files("assistant.data").joinpath("foreign_function_words.txt").read_text(encoding="utf-8")
+    words = {w for line in text.splitlines() if not line.startswith("#") for w in line.split()}
+    return frozenset(words - STOPWORDS)
+
+
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+
+
+def is_english(question: str) -> bool:
+    """Whether a question reads as English (the bundled embedder understands nothing else).
+
+    Not English: mostly letters outside the Latin script, or at least two function words of another
+    European language or accented lowercase words, and more of them than English function words.
+    Short questions and names pass.
+    """
+    letters = [ch for ch in question if ch.isalpha()]
+    if letters and sum(ord(ch) > 0x24F for ch in letters) / len(letters) > 0.3:
+        return False
+    raw_words = _WORD.findall(question)
+    words = [w.lower() for w in raw_words]
+    if len(words) < 3:
+        return True
+    # Accented lowercase words ("envió", "später") count against English too; accented names do not.
+    accented = sum(w.islower() and not w.isascii() for w in raw_words)
+    foreign = sum(w in _foreign_words() for w in words) + accented
+    english = sum(w in STOPWORDS for w in words)
+    return not (foreign >= 2 and foreign > english)
+
+
 _ANAPHORA = re.compile(
     r"\b(it|its|it's|they|them|their|theirs|there|this|that|these|those|he|she|his|her|him|the company|"
     r"the same|the car|the vehicle|the article|the event)\b",
@@ -111,6 +180,8 @@ class Question:
         context_terms: Content terms borrowed from the conversation, weighted lower.
         context_text: The conversation text they came from (an answer must add something beyond it).
         kind: The answer type a real answer must contain.
+        form: One fact, a yes/no rule, an explanation or a list.
+        salient: Terms of the names and numbers the question mentions.
         wants_several: The question asks for several items.
         parts: Sub-questions of a compound question (itself alone when simple).
 
@@ -122,6 +193,8 @@ class Question:
     context_terms: list[str] = field(default_factory=list)
     context_text: str = ""
     kind: AnswerType = AnswerType.OTHER
+    form: QuestionForm = QuestionForm.FACT
+    salient: list[str] = field(default_factory=list)
     wants_several: bool = False
     parts: list[Question] = field(default_factory=list)
 
@@ -193,6 +266,8 @@ def analyse(text: str, history: list[dict[str, str]]) -> Question:
         context_terms=context,
         context_text=context_text,
         kind=answer_type(text),
+        form=question_form(text),
+        salient=salient_terms(text),
         wants_several=wants_several(text),
     )
     pieces = [p.strip(" ,?") for p in _SUBQUESTION_SPLIT.split(text) if p and p.strip(" ,?")]

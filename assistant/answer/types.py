@@ -18,6 +18,7 @@ class Citation:
         end: Offset one past the passage's end.
         chunk_id: The passage's stable id ``<source-id>:<n>``.
         highlights: Spans (same coordinates) of the sentences that support the answer.
+        focus: Spans of the asked-for number, date or name inside those sentences.
 
     """
 
@@ -29,6 +30,7 @@ class Citation:
     end: int
     chunk_id: str = ""
     highlights: list[tuple[int, int]] = field(default_factory=list)
+    focus: list[tuple[int, int]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -41,6 +43,7 @@ class Citation:
             "end": self.end,
             "chunk_id": self.chunk_id,
             "highlights": [list(h) for h in self.highlights],
+            "focus": [list(f) for f in self.focus],
         }
 
 

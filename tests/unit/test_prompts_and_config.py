@@ -26,7 +26,7 @@ def test_refusal_prompt_has_text_and_sentinel():
 
 def test_every_prompt_file_is_valid():
     names = sorted(p.stem for p in PROMPTS_DIR.glob("*.yaml"))
-    assert names == ["answer", "condense", "refusal"]
+    assert names == ["answer", "condense", "not_english", "refusal"]
     for name in names:
         load_prompt(name)
 

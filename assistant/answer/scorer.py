@@ -1,0 +1,117 @@
+"""The learned answer models: which sentence answers, and whether the sources answer at all.
+
+Both are logistic models over the features of :mod:`assistant.answer.features`, trained and calibrated
+by ``scripts/train_answerer.py`` on disjoint splits (see ``assistant/models/MODEL_CARD.md``). They ship
+as one JSON file of coefficients: loading needs no download and no machine-learning library, and a
+test checks the file against the hash the card names.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from assistant.answer.features import QUESTION_FEATURES, SENTENCE_FEATURES
+from assistant.errors import AssistantError
+
+MODEL_FILE = "answerer.json"
+
+
+@dataclass(slots=True)
+class Logistic:
+    """A standardised logistic model: ``sigmoid(((x - mean) / scale) @ coef + intercept)``."""
+
+    features: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    @classmethod
+    def from_dict(cls, data: dict, expected: tuple[str, ...]) -> Logistic:
+        """Build from the JSON form, checking it was trained on the features this code computes."""
+        if tuple(data["features"]) != expected:
+            raise AssistantError(
+                "the answer model was trained on other features; retrain it (scripts/train_answerer.py)"
+            )
+        return cls(
+            tuple(data["features"]), np.asarray(data["mean"]), np.asarray(data["scale"]),
+            np.asarray(data["coef"]), float(data["intercept"]),
+        )  # fmt: skip
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return {
+            "features": list(self.features),
+            "mean": self.mean.round(8).tolist(),
+            "scale": self.scale.round(8).tolist(),
+            "coef": self.coef.round(8).tolist(),
+            "intercept": round(self.intercept, 8),
+        }
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        """P(positive) for each row of ``x`` (or for one row)."""
+        z = ((np.atleast_2d(x) - self.mean) / self.scale) @ self.coef + self.intercept
+        p = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+        return p if np.ndim(x) == 2 else p[:1]
+
+
+@dataclass(slots=True)
+class AnswerModels:
+    """The sentence model, the answerability model and the thresholds chosen on the calibration split.
+
+    Attributes:
+        sentence: P(this sentence holds the answer).
+        answerable: P(the retrieved evidence answers the question).
+        threshold: Refuse below this answerability (chosen on the calibration split).
+        second_ratio: A fact question also gets the runner-up sentence when its probability is at
+            least this share of the best one's (chosen on the calibration split).
+        point_ratio: An explanation or list gets further points down to this share of the best.
+
+    """
+
+    sentence: Logistic
+    answerable: Logistic
+    threshold: float
+    second_ratio: float
+    point_ratio: float
+
+    @classmethod
+    def from_dict(cls, data: dict) -> AnswerModels:
+        """Build from the JSON form."""
+        return cls(
+            Logistic.from_dict(data["sentence"], SENTENCE_FEATURES),
+            Logistic.from_dict(data["answerable"], QUESTION_FEATURES),
+            float(data["threshold"]), float(data["second_ratio"]), float(data["point_ratio"]),
+        )  # fmt: skip
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return {
+            "sentence": self.sentence.to_dict(),
+            "answerable": self.answerable.to_dict(),
+            "threshold": round(self.threshold, 6),
+            "second_ratio": round(self.second_ratio, 6),
+            "point_ratio": round(self.point_ratio, 6),
+        }
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> AnswerModels:
+        """Load the shipped models (package data), or the file at ``path``.
+
+        Raises:
+            AssistantError: The file is missing or not a model file.
+
+        """
+        try:
+            if path is None:
+                text = resources.files("assistant.models").joinpath(MODEL_FILE).read_text(encoding="utf-8")
+            else:
+                text = Path(path).read_text(encoding="utf-8")
+            return cls.from_dict(json.loads(text))
+        except (OSError, ValueError, KeyError) as exc:
+            raise AssistantError(f"cannot load the answer model: {exc}") from None

@@ -1,0 +1,1 @@
+"""Learned weights shipped with the package, with their model card (see MODEL_CARD.md)."""

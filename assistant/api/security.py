@@ -1,14 +1,18 @@
-"""Access control for the HTTP API: API keys, the widget's origin allowlist, rate limits, headers."""
+"""Access control: API keys, the widget's public key, rate limits per client, failed-auth throttling.
+
+One policy covers every way in (the JSON API, the OpenAI routes and the gradio UI's action routes);
+:mod:`assistant.api.middleware` applies it in the ASGI layer.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import math
 import threading
 import time
-from collections import defaultdict, deque
-
-from fastapi import Request
+from collections import deque
+from collections.abc import Callable, Mapping
 
 from assistant.config import SecuritySettings, split_csv
 
@@ -17,6 +21,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "SAMEORIGIN",
 }
+#: Routes the widget's public key may call.
+CHAT_ROUTES = frozenset({"/api/ask", "/api/ask/stream", "/api/widget/config"})
 
 
 class AccessError(Exception):
@@ -29,61 +35,137 @@ class AccessError(Exception):
         self.headers = headers or {}
 
 
-class AccessPolicy:
-    """Decides whether a request may use the API.
+class RateLimiter:
+    """Sliding one-minute windows of hits per bucket, in this process's memory.
 
-    * With ``api_keys`` set, API routes need ``Authorization: Bearer <key>`` (compared in constant time).
-    * The widget runs in visitors' browsers and cannot hold a secret: it sends the public, chat-only
-      ``widget_key``, accepted only on the ask routes and only with an ``Origin`` in ``allowed_origins``.
-    * Every client (key, or address without one) gets ``rate_limit_per_minute`` requests per minute.
+    Buckets that saw no hit for a whole window are dropped, so a stream of new client addresses
+    cannot grow the table without bound. Replicas behind one load balancer each count on their own.
+    """
+
+    def __init__(self, per_minute: int, *, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.window_s = window_s
+        self._clock = clock
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+        self._next_sweep = clock() + window_s
+
+    def __len__(self) -> int:
+        return len(self._hits)
+
+    def hit(self, bucket: str) -> float | None:
+        """Count a hit; return the seconds to wait instead when the bucket is full (the hit is not counted)."""
+        with self._lock:
+            hits, now = self._current(bucket)
+            if len(hits) >= self.per_minute:
+                return self.window_s - (now - hits[0])
+            hits.append(now)
+            return None
+
+    def wait(self, bucket: str) -> float | None:
+        """The seconds to wait when the bucket is full, without counting a hit."""
+        with self._lock:
+            hits, now = self._current(bucket)
+            return self.window_s - (now - hits[0]) if len(hits) >= self.per_minute else None
+
+    def _current(self, bucket: str) -> tuple[deque[float], float]:
+        now = self._clock()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        hits = self._hits.setdefault(bucket, deque())
+        while hits and now - hits[0] >= self.window_s:
+            hits.popleft()
+        return hits, now
+
+    def _sweep(self, now: float) -> None:
+        idle = [name for name, hits in self._hits.items() if not hits or now - hits[-1] >= self.window_s]
+        for name in idle:
+            del self._hits[name]
+        self._next_sweep = now + self.window_s
+
+
+def _digest(secret: str | bytes) -> bytes:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass") if isinstance(secret, str) else secret).digest()
+
+
+class AccessPolicy:
+    """Decides whether a request may go on, and which rate bucket it is counted in.
+
+    * With ``api_keys`` set, API routes need ``Authorization: Bearer <key>``. Keys are compared as SHA-256
+      digests with :func:`hmac.compare_digest` over all keys (no early exit) and counted per whole key,
+      named by its digest, never by a prefix that two keys could share.
+    * The widget runs in visitors' browsers and cannot hold a secret: its public ``widget_key`` is accepted
+      only on :data:`CHAT_ROUTES`, only with an ``Origin`` in ``allowed_origins``, and counted per
+      visitor address, so one visitor cannot use up everyone's allowance.
+    * Without a key, requests (and the UI's actions) are counted per client address. The address is the
+      connecting peer's unless the server trusts a proxy (``server.trusted_proxies``) to name the client.
+    * An address that fails authentication ``failed_auth_per_minute`` times gets 429s until a minute has passed.
     """
 
     def __init__(self, settings: SecuritySettings) -> None:
-        self.keys = [k.encode() for k in split_csv(settings.api_keys)]
-        self.widget_key = settings.widget_key.encode()
+        self._keys = [_digest(k) for k in split_csv(settings.api_keys)]
+        self._widget = _digest(settings.widget_key) if settings.widget_key else None
         self.origins = set(split_csv(settings.allowed_origins))
-        self.rate = settings.rate_limit_per_minute
-        self._hits: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
+        self.requests = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
+        self.failures = RateLimiter(settings.failed_auth_per_minute)
+
+    @property
+    def keys_required(self) -> bool:
+        """Whether API keys are configured (and so required on the API and the UI)."""
+        return bool(self._keys)
 
     def origin_allowed(self, origin: str | None) -> bool:
         """Whether a browser page from ``origin`` may call the API."""
         return bool(origin) and ("*" in self.origins or origin in self.origins)
 
-    @staticmethod
-    def _matches(candidate: bytes, keys: list[bytes]) -> bool:
-        found = False
-        for key in keys:  # no early exit: the time taken does not reveal which key matched
-            found |= hmac.compare_digest(candidate, key)
+    def key_valid(self, key: str) -> bool:
+        """Whether ``key`` is one of the API keys (the widget's public key is not one)."""
+        return self._match(_digest(key)) is not None
+
+    def _match(self, digest: bytes) -> bytes | None:
+        found = None
+        for key in self._keys:  # no early exit: the time taken does not reveal which key matched
+            if hmac.compare_digest(digest, key):
+                found = key
         return found
 
-    def check(self, request: Request, *, chat_route: bool) -> str:
-        """Return the client identity for rate limiting, or raise :class:`AccessError`."""
-        client = request.client.host if request.client else "unknown"
-        if self.keys:
-            header = request.headers.get("authorization", "")
-            token = header[7:].strip().encode() if header.lower().startswith("bearer ") else b""
-            widget = (
-                chat_route
-                and bool(self.widget_key)
-                and hmac.compare_digest(token, self.widget_key)
-                and self.origin_allowed(request.headers.get("origin"))
-            )
-            if not widget and not self._matches(token, self.keys):
-                raise AccessError(401, "missing or invalid API key", {"WWW-Authenticate": "Bearer"})
-            client = f"key:{token[:6].decode(errors='replace')}…" if token else client
-        self._rate_limit(client)
-        return client
+    def authorize(self, path: str, headers: Mapping[str, str], client: str) -> str:
+        """Check an API request's key and rate; return its bucket name or raise :class:`AccessError`."""
+        if not self._keys:
+            return self.count(f"addr:{client}")
+        self._refuse_if_failing(client)
+        header = headers.get("authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        digest = _digest(token)
+        key = self._match(digest)
+        if key is not None:
+            return self.count(f"key:{key.hex()[:32]}")
+        widget = self._widget is not None and hmac.compare_digest(digest, self._widget)
+        if widget and path in CHAT_ROUTES and self.origin_allowed(headers.get("origin")):
+            return self.count(f"widget:{self._widget.hex()[:16]}:{client}")
+        self.failed(client)
+        raise AccessError(401, "missing or invalid API key", {"WWW-Authenticate": "Bearer"})
 
-    def _rate_limit(self, client: str) -> None:
-        if not self.rate:
-            return
-        now = time.monotonic()
-        with self._lock:
-            hits = self._hits[client]
-            while hits and now - hits[0] > 60:
-                hits.popleft()
-            if len(hits) >= self.rate:
-                retry = max(1, math.ceil(60 - (now - hits[0])))
-                raise AccessError(429, "too many requests; slow down", {"Retry-After": str(retry)})
-            hits.append(now)
+    def admit_ui(self, client: str) -> str:
+        """Count one action of the chat UI (a question, a rating, a login) from ``client``."""
+        self._refuse_if_failing(client)
+        return self.count(f"addr:{client}")
+
+    def failed(self, client: str) -> None:
+        """Record a failed authentication from ``client``."""
+        self.failures.hit(f"auth:{client}")
+
+    def count(self, bucket: str) -> str:
+        """Count a request in ``bucket``; raise a 429 :class:`AccessError` when it is full."""
+        wait = self.requests.hit(bucket) if self.requests is not None else None
+        if wait is not None:
+            raise AccessError(429, "too many requests; slow down", {"Retry-After": str(max(1, math.ceil(wait)))})
+        return bucket
+
+    def _refuse_if_failing(self, client: str) -> None:
+        wait = self.failures.wait(f"auth:{client}")
+        if wait is not None:
+            raise AccessError(
+                429, "too many failed authentications; wait before trying again",
+                {"Retry-After": str(max(1, math.ceil(wait)))},
+            )  # fmt: skip

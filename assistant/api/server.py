@@ -4,44 +4,74 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from importlib import resources
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from assistant.answer.types import Answer
-from assistant.api.security import SECURITY_HEADERS, AccessError, AccessPolicy
+from assistant.api.middleware import AccessControl, RequestGuard
+from assistant.api.security import SECURITY_HEADERS, AccessPolicy
 from assistant.config import Settings, split_csv
 from assistant.errors import AssistantError, InputError
 from assistant.facade import Assistant
-from assistant.feedback import FeedbackLog
+from assistant.feedback import LIMITS, FeedbackLog
 
 log = logging.getLogger(__name__)
 MODEL_ID = "assistant"
+
+
+def _valid_unicode(text: str) -> str:
+    # JSON may spell lone surrogates (\ud800); they are not text and cannot be encoded back out.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text holds a lone surrogate, which is not valid Unicode") from None
+    return text
+
+
+#: A string field of a request body: any valid Unicode text.
+Text = Annotated[str, AfterValidator(_valid_unicode)]
 
 
 class Message(BaseModel):
     """A conversation turn."""
 
     model_config = ConfigDict(extra="forbid")
-    role: str = Field(description="'user' or 'assistant'.")
-    content: str = Field(description="The text of the turn.")
+    role: Text = Field(description="'user' or 'assistant'.")
+    content: Text = Field(description="The text of the turn.")
 
 
 class AskRequest(BaseModel):
     """Body of ``POST /api/ask``."""
 
     model_config = ConfigDict(extra="forbid")
-    question: str = Field(description="The question.")
+    question: Text = Field(description="The question.")
     history: list[Message] | None = Field(None, description="Earlier turns, oldest first.")
+
+
+class FeedbackCitation(BaseModel):
+    """The part of a citation that feedback keeps; other keys of a returned citation are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+    n: int | None = Field(None, description="The citation's number in the answer.")
+    source: Text | None = Field(None, max_length=LIMITS["source"], description="Source id.")
+    start: int | None = Field(None, description="Offset of the passage in the source.")
+    end: int | None = Field(None, description="Offset one past the passage's end.")
 
 
 class FeedbackRequest(BaseModel):
@@ -49,23 +79,32 @@ class FeedbackRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     rating: str = Field(pattern="^(up|down)$", description="'up' or 'down'.")
-    question: str = Field(max_length=4000, description="The question asked.")
-    answer: str = Field(max_length=8000, description="The answer rated.")
-    citations: list[dict] = Field(default_factory=list, description="The answer's citations.")
-    comment: str = Field("", max_length=2000, description="Optional free text.")
+    question: Text = Field(max_length=LIMITS["question"], description="The question asked.")
+    answer: Text = Field(max_length=LIMITS["answer"], description="The answer rated.")
+    citations: list[FeedbackCitation] = Field(
+        default_factory=list, max_length=LIMITS["citations"], description="The answer's citations."
+    )
+    comment: Text = Field("", max_length=LIMITS["comment"], description="Optional free text.")
+
+
+class TextPart(BaseModel):
+    """An OpenAI content part; only text parts are understood."""
+
+    type: Literal["text"] = Field(description="Always 'text'.")
+    text: Text = Field(description="The text.")
 
 
 class ChatMessage(BaseModel):
     """An OpenAI chat message (text content only)."""
 
-    role: str
-    content: str | list[dict] | None = None
+    role: Text
+    content: Text | list[TextPart] | None = None
 
 
 class ChatRequest(BaseModel):
     """Body of ``POST /v1/chat/completions``; unknown OpenAI parameters are accepted and ignored."""
 
-    model: str = MODEL_ID
+    model: Text = MODEL_ID
     messages: list[ChatMessage]
     stream: bool = False
 
@@ -88,7 +127,7 @@ def _openai_messages(body: ChatRequest) -> tuple[str, list[dict]]:
     for m in body.messages:
         content = m.content
         if isinstance(content, list):
-            content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+            content = " ".join(part.text for part in content)
         if m.role in ("user", "assistant"):
             turns.append({"role": m.role, "content": content or ""})
     if not turns or turns[-1]["role"] != "user":
@@ -116,36 +155,23 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
     app.state.assistant = assistant
     origins = split_csv(settings.security.allowed_origins)
     frame_ancestors = " ".join(["'self'", *[o for o in origins if o != "*"]]) if "*" not in origins else "*"
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length and (not length.isdigit() or int(length) > settings.server.max_body_bytes):
-            return _error(413, f"request body larger than {settings.server.max_body_bytes} bytes")
-        path = request.url.path
-        if path.startswith(("/api/", "/v1/")) and request.method != "OPTIONS":
-            try:
-                policy.check(request, chat_route=path in ("/api/ask", "/api/ask/stream", "/api/widget/config"))
-            except AccessError as exc:
-                response = _error(exc.status, exc.message, exc.headers)
-                origin = request.headers.get("origin")
-                if policy.origin_allowed(origin):
-                    response.headers["Access-Control-Allow-Origin"] = origin
-                return response
-        response = await call_next(request)
-        for key, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        response.headers.setdefault("Content-Security-Policy", f"frame-ancestors {frame_ancestors}")
-        if frame_ancestors != "'self'":
-            del response.headers["X-Frame-Options"]
-        return response
-
+    headers = {**SECURITY_HEADERS, "Content-Security-Policy": f"frame-ancestors {frame_ancestors}"}
+    if frame_ancestors != "'self'":
+        del headers["X-Frame-Options"]
+    # Outermost last: the guard sees every request first and every response last.
+    app.add_middleware(AccessControl, policy=policy)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=origins,
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type"],
         max_age=600,
+    )
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=settings.server.max_body_bytes,
+        headers=headers,
+        origin_allowed=policy.origin_allowed,
     )
 
     @app.exception_handler(AssistantError)
@@ -160,10 +186,11 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
             return _error(400, "request body is not valid JSON")
         return _error(422, f"invalid request: {where or 'body'}: {first.get('msg', 'malformed')}")
 
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return _error(500, "internal error; the server log has details")
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        # FastAPI answers bodies it cannot decode (not UTF-8, nested too deeply) with a bare 400.
+        message = "request body is not valid JSON" if exc.status_code == 400 else str(exc.detail)
+        return _error(exc.status_code, message, getattr(exc, "headers", None))
 
     @app.get("/healthz", tags=["status"])
     def healthz() -> dict:
@@ -251,13 +278,42 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
         script = resources.files("assistant").joinpath("static/widget.js").read_text(encoding="utf-8")
         return Response(script, media_type="text/javascript", headers={"Cache-Control": "public, max-age=300"})
 
+    @app.api_route("/api/{rest:path}", methods=["GET", "POST"], include_in_schema=False)
+    @app.api_route("/v1/{rest:path}", methods=["GET", "POST"], include_in_schema=False)
+    def no_such_route(rest: str) -> JSONResponse:
+        """Unknown API paths answer in the API's error shape, not the UI's."""
+        return _error(404, "no such API route")
+
     if with_ui:
         import gradio as gr
 
         from assistant.ui.chat import build_ui
 
-        app = gr.mount_gradio_app(app, build_ui(assistant, feedback), path="/", footer_links=["api"])
+        ui = build_ui(assistant, feedback)
+        app = gr.mount_gradio_app(
+            app, ui, path="/", footer_links=["api"], run_history=False, max_file_size=0,
+            # The UI neither takes nor makes files: no path on this machine is one gradio may copy or serve.
+            blocked_paths=[os.path.abspath(os.sep)],
+            # With keys configured the UI asks for one (any user name, a key as password), as the API does.
+            auth=(lambda _user, key: policy.key_valid(key)) if policy.keys_required else None,
+            auth_message="Sign in with any name and an API key as the password." if policy.keys_required else None,
+        )  # fmt: skip
+        # Gradio checks the files named in requests and responses only for apps it launched itself
+        # (processing_utils._check_allowed); a mounted app has to say it is being served.
+        ui.has_launched = True
     return app
+
+
+def uvicorn_options(settings: Settings) -> dict:
+    """How uvicorn serves the app: address, and whose ``X-Forwarded-For`` to believe (nobody's by default)."""
+    proxies = split_csv(settings.server.trusted_proxies)
+    return {
+        "host": settings.server.host,
+        "port": settings.server.port,
+        "log_level": "warning",
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies or [],
+    }
 
 
 def serve(settings: Settings) -> None:
@@ -265,6 +321,12 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     assistant = Assistant.load(settings, progress=True)
-    app = create_app(assistant, settings)
-    print(f"assistant: serving on http://{settings.server.host}:{settings.server.port}", flush=True)
-    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning")
+    # Gradio keeps the files it handles in the folder GRADIO_TEMP_DIR names (the only way to choose it);
+    # a private one means it can serve nothing another process left in a shared /tmp/gradio, and it goes
+    # when the server stops. SIGTERM becomes SystemExit so the folder is removed then too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with tempfile.TemporaryDirectory(prefix="assistant-ui-") as cache:
+        os.environ["GRADIO_TEMP_DIR"] = cache
+        app = create_app(assistant, settings)
+        print(f"assistant: serving on http://{settings.server.host}:{settings.server.port}", flush=True)
+        uvicorn.run(app, **uvicorn_options(settings))

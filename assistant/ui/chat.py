@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-import json
+import re
 
 import gradio as gr
 
@@ -60,14 +60,84 @@ def example_questions(assistant: Assistant, limit: int = 4) -> list[str]:
     return found[:limit]
 
 
+def sources_list(sources: list[dict]) -> str:
+    """The indexed sources as HTML, every title and id escaped (a title is source content too)."""
+    if not sources:
+        return "<p><em>No sources indexed.</em></p>"
+    items = "".join(
+        f"<li><strong>{html.escape(s['title'])}</strong> — <code>{html.escape(s['source'])}</code>"
+        f" ({int(s['chunks'])} passages)</li>"
+        for s in sources
+    )
+    return f"<ul>{items}</ul>"
+
+
+#: Every ASCII punctuation character can be backslash-escaped in CommonMark, and escaped it is plain text.
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def as_markdown(text: str, *, emphasis: bool = False) -> str:
+    """Text (a question, or an answer quoting sources) as Markdown that the chatbot shows verbatim.
+
+    Links, images, HTML, autolinks and LaTeX in the text stay characters; ``emphasis`` wraps the
+    whole turn in the app's own italics (used for refusals).
+    """
+    escaped = _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
+    return f"*{escaped}*" if emphasis and escaped else escaped
+
+
+def from_markdown(shown: str) -> str:
+    """The text of a turn the chatbot shows, undoing :func:`as_markdown`."""
+    if len(shown) >= 2 and shown.startswith("*") and shown.endswith("*"):  # text never starts with a bare "*"
+        shown = shown[1:-1]
+    return _ESCAPED.sub(r"\1", shown)
+
+
+def text_turns(chat: object) -> list[dict[str, str]]:
+    """The conversation as text turns, from a chatbot value a client sent.
+
+    Only the text of user and assistant turns is kept; file, image and component parts are dropped, so
+    nothing a client names is ever handed back to gradio as a file to serve.
+    """
+    turns = []
+    for message in chat if isinstance(chat, list) else []:
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            continue
+        content = message.get("content")
+        parts = content if isinstance(content, list) else [content]
+        texts = [
+            part if isinstance(part, str) else part["text"]
+            for part in parts
+            if isinstance(part, str)
+            or (isinstance(part, dict) and part.get("type", "text") == "text" and isinstance(part.get("text"), str))
+        ]
+        if texts:
+            turns.append({"role": message["role"], "content": _clean(from_markdown(" ".join(texts)))})
+    return turns
+
+
+def _clean(text: str) -> str:
+    # Lone surrogates (valid in JSON, not in text) would fail later, deep in the pipeline.
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _shown(turns: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{"role": t["role"], "content": as_markdown(t["content"])} for t in turns]
+
+
 def build_ui(assistant: Assistant, feedback: FeedbackLog) -> gr.Blocks:
     """The chat page over the facade."""
     with gr.Blocks(title="Assistant") as ui:
-        last_answer = gr.State(None)
+        # The answers given in this session, server-side: only these can be rated.
+        answered = gr.State([])
         gr.Markdown("## Ask the sources\nShort answers with numbered citations to the exact passages.")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=300):
-                chatbot = gr.Chatbot(label="Chat", height=460, feedback_options=("Like", "Dislike"))
+                chatbot = gr.Chatbot(
+                    label="Chat", height=460, feedback_options=("Like", "Dislike"),
+                    latex_delimiters=[], allow_tags=False,
+                )  # fmt: skip
                 with gr.Row():
                     box = gr.Textbox(
                         placeholder="Ask a question about the sources…", show_label=False, scale=5, autofocus=True
@@ -80,57 +150,50 @@ def build_ui(assistant: Assistant, feedback: FeedbackLog) -> gr.Blocks:
             with gr.Column(scale=2, min_width=280):
                 cards = gr.HTML(render_citations(None), label="Sources cited")
                 with gr.Accordion("Indexed sources", open=False):
-                    gr.Markdown(
-                        "\n".join(
-                            f"- **{html.escape(s['title'])}** — `{html.escape(s['source'])}` ({s['chunks']} passages)"
-                            for s in assistant.sources()
-                        )
-                        or "_No sources indexed._"
-                    )
+                    gr.HTML(sources_list(assistant.sources()))
 
-        def respond(message: str, chat: list[dict]):
-            chat = list(chat or [])
-            history = [{"role": m["role"], "content": _text(m["content"])} for m in chat]
-            chat.append({"role": "user", "content": message})
+        def respond(message: str, chat: list, given: list[dict] | None):
+            question = _clean(message) if isinstance(message, str) else ""
+            history = text_turns(chat)
+            shown = [*_shown(history), {"role": "user", "content": as_markdown(question)}]
+            given = list(given or [])
             try:
-                answer = assistant.ask(message, history)
+                answer = assistant.ask(question, history)
             except AssistantError as exc:
-                chat.append({"role": "assistant", "content": f"⚠️ {exc.message}"})
-                yield chat, "", render_citations(None), None
+                shown.append({"role": "assistant", "content": "⚠️ " + as_markdown(exc.message)})
+                yield shown, "", render_citations(None), given
                 return
-            chat.append({"role": "assistant", "content": ""})
+            given = [*given, {"question": question, **answer.to_dict()}][-50:]
+            shown.append({"role": "assistant", "content": ""})
             text = ""
             for piece in answer.answer.split("] "):
                 text += piece if piece.endswith("]") or piece == answer.answer else piece + "] "
-                chat[-1] = {"role": "assistant", "content": text if not answer.refused else f"*{text}*"}
-                yield chat, "", render_citations(answer), answer.to_dict()
-            chat[-1] = {"role": "assistant", "content": answer.answer if not answer.refused else f"*{answer.answer}*"}
-            yield chat, "", render_citations(answer), answer.to_dict()
+                shown[-1] = {"role": "assistant", "content": as_markdown(text, emphasis=answer.refused)}
+                yield shown, "", render_citations(answer), given
+            shown[-1] = {"role": "assistant", "content": as_markdown(answer.answer, emphasis=answer.refused)}
+            yield shown, "", render_citations(answer), given
 
-        def rate(data: gr.LikeData, chat: list[dict], last: dict | None) -> None:
-            if data.index is None:
+        def rate(data: gr.LikeData, given: list[dict] | None) -> None:
+            # The rated text comes from the client; only an answer this session was given is stored,
+            # with the question, text and citations the server kept for it.
+            rated = text_turns([{"role": "assistant", "content": data.value}])
+            entry = next((g for g in reversed(given or []) if rated and g["answer"] == rated[0]["content"]), None)
+            rating = {True: "up", "Like": "up", False: "down", "Dislike": "down"}.get(data.liked)
+            if entry is None or rating is None:
                 return
-            index = data.index if isinstance(data.index, int) else data.index[0]
-            question = next((_text(m["content"]) for m in reversed(chat[:index]) if m["role"] == "user"), "")
             feedback.record(
-                rating="up" if data.liked else "down",
-                question=question,
-                answer=_text(chat[index]["content"]),
-                citations=(last or {}).get("citations", []),
+                rating=rating,
+                question=entry["question"],
+                answer=entry["answer"],
+                citations=entry.get("citations", []),
             )
             gr.Info("Thanks, your feedback was saved.")
 
-        box.submit(respond, [box, chatbot], [chatbot, box, cards, last_answer], api_name="chat")
-        send.click(respond, [box, chatbot], [chatbot, box, cards, last_answer], api_name=False)
-        chatbot.like(rate, [chatbot, last_answer], None)
-        clear.click(lambda: ([], render_citations(None), None), None, [chatbot, cards, last_answer], api_name=False)
+        box.submit(respond, [box, chatbot, answered], [chatbot, box, cards, answered], api_name="chat")
+        send.click(respond, [box, chatbot, answered], [chatbot, box, cards, answered], api_visibility="private")
+        chatbot.like(rate, [answered], None, api_visibility="private")
+        clear.click(
+            lambda: ([], render_citations(None), []), None, [chatbot, cards, answered], api_visibility="private"
+        )
     ui.css = CSS
     return ui
-
-
-def _text(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(_text(part.get("text", "")) if isinstance(part, dict) else str(part) for part in content)
-    return json.dumps(content) if content is not None else ""

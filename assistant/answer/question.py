@@ -153,8 +153,8 @@ def is_english(question: str) -> bool:
 
 
 _ANAPHORA = re.compile(
-    r"\b(it|its|it's|they|them|their|theirs|there|this|that|these|those|he|she|his|her|him|the company|"
-    r"the same|the car|the vehicle|the article|the event)\b",
+    r"\b(it|its|it's|they|them|their|theirs|there|this|that|these|those|he|she|his|her|him|the same|"
+    r"which one|that one|the other|the former|the latter)\b",
     re.IGNORECASE,
 )
 _FOLLOW_UP_OPENING = re.compile(r"^\W*(and|also|what about|how about|then|so|but)\b", re.IGNORECASE)

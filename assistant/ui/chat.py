@@ -72,18 +72,26 @@ def sources_list(sources: list[dict]) -> str:
     return f"<ul>{items}</ul>"
 
 
-#: Every ASCII punctuation character can be backslash-escaped in CommonMark, and escaped it is plain text.
-_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# Markdown as the chatbot renders it (marked, GitHub flavour): these characters mean something wherever they
+# stand (HTML, links and images, emphasis, code, tables, entities, math, e-mail autolinks) ...
+_MARKUP = re.compile(r"([\\`*_~\[\]<>&|$@])")
+# ... these only in context: the "://" and "www." of autolinks, and the marks that open a block at a line's start.
+_AUTOLINK = re.compile(r"(?i):(?=//)|(?<=www)\.")
+_BLOCK_MARK = re.compile(r"(?m)^(\s*)([#+=-]|\d+(?=[.)]))")
+# CommonMark lets a backslash escape any ASCII punctuation; undoing it is one rule.
 _ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 
 def as_markdown(text: str, *, emphasis: bool = False) -> str:
     """Text (a question, or an answer quoting sources) as Markdown that the chatbot shows verbatim.
 
-    Links, images, HTML, autolinks and LaTeX in the text stay characters; ``emphasis`` wraps the
-    whole turn in the app's own italics (used for refusals).
+    Links, images, HTML, autolinks, tables and LaTeX in the text stay characters; only the characters that
+    would mean something are escaped, so screen readers and API clients see little noise. ``emphasis``
+    wraps the whole turn in the app's own italics (used for refusals).
     """
-    escaped = _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
+    escaped = _MARKUP.sub(r"\\\1", text)
+    escaped = _AUTOLINK.sub(lambda m: "\\" + m.group(0), escaped)
+    escaped = _BLOCK_MARK.sub(lambda m: f"{m[1]}{m[2]}\\" if m[2][0].isdigit() else f"{m[1]}\\{m[2]}", escaped)
     return f"*{escaped}*" if emphasis and escaped else escaped
 
 

@@ -59,8 +59,9 @@ def main() -> int:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "ASSISTANT_SECURITY__RATE_LIMIT_PER_MINUTE": "0"}
     if not args.cache:
         env["ASSISTANT_ANSWER__CACHE_SIZE"] = "0"
+    # This checkout's package (python -m from ROOT), not whichever one the venv's console script was installed from.
     server = subprocess.Popen(
-        [str(ROOT / ".venv/bin/assistant"), "serve", "--port", str(port)], cwd=ROOT, env=env,
+        [sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

@@ -152,7 +152,6 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
         description="Grounded answers with citations. Errors are JSON: {error: {message, status}}.",
         version="0.1.0",
     )
-    app.state.assistant = assistant
     origins = split_csv(settings.security.allowed_origins)
     frame_ancestors = " ".join(["'self'", *[o for o in origins if o != "*"]]) if "*" not in origins else "*"
     headers = {**SECURITY_HEADERS, "Content-Security-Policy": f"frame-ancestors {frame_ancestors}"}
@@ -291,7 +290,7 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
 
         ui = build_ui(assistant, feedback)
         app = gr.mount_gradio_app(
-            app, ui, path="/", footer_links=["api"], run_history=False, max_file_size=0,
+            app, ui, path="/", footer_links=["api"], run_history=False, max_file_size=0, show_error=False,
             # The UI neither takes nor makes files: no path on this machine is one gradio may copy or serve.
             blocked_paths=[os.path.abspath(os.sep)],
             # With keys configured the UI asks for one (any user name, a key as password), as the API does.

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -79,12 +81,37 @@ def make_client(settings: Settings) -> Any:
     return chromadb.PersistentClient(path=str(path), settings=config)
 
 
-class PassageStore:
-    """Chroma collections named after the index fingerprint: passages, their sentences, and a marker."""
+def lexical_dir_of(client: Any) -> Path | None:
+    """Where readers keep their saved lexical index for an embedded Chroma: ``<index_dir>/lexical``.
 
-    def __init__(self, client: Any, name: str) -> None:
+    ``None`` for an in-memory client or a Chroma server, whose readers have no index folder of their own.
+    """
+    try:
+        config = client.get_settings()
+    except Exception:  # a stand-in client in a test
+        return None
+    if not getattr(config, "is_persistent", False) or not getattr(config, "persist_directory", None):
+        return None
+    return Path(config.persist_directory).parent / "lexical"
+
+
+class PassageStore:
+    """Chroma collections named after the index fingerprint: passages, their sentences, and a marker.
+
+    Args:
+        client: The Chroma client (embedded or server).
+        name: The passages collection's name (:attr:`Settings.collection_name`).
+        lexical_dir: Where readers may save the lexical index they build from this store, keyed by
+            generation; by default beside an embedded index and nowhere for a Chroma server
+            (:meth:`open` puts a server's under ``paths.cache_dir``).
+
+    """
+
+    def __init__(self, client: Any, name: str, *, lexical_dir: Path | None = None) -> None:
         self.client = client
         self.name = name
+        self.lexical_dir = lexical_dir if lexical_dir is not None else lexical_dir_of(client)
+        self._changing = False
         cosine = {"hnsw": {"space": "cosine"}}
         self.passages = client.get_or_create_collection(name, configuration=cosine, embedding_function=None)
         # One record per passage; its one-number embedding is a placeholder Chroma requires.
@@ -93,21 +120,42 @@ class PassageStore:
         # Chroma server poll it to know when to rebuild their lexical index.
         self.meta = client.get_or_create_collection(f"{name}-meta", embedding_function=None)
 
+    @classmethod
+    def open(cls, settings: Settings) -> PassageStore:
+        """The store for these settings; a Chroma server's readers save their lexical index in ``paths.cache_dir``."""
+        client = make_client(settings)
+        lexical_dir = settings.paths.cache_dir / "lexical" if settings.chroma.host else None
+        return cls(client, settings.collection_name, lexical_dir=lexical_dir)
+
     def generation(self) -> str:
-        """An opaque marker that changes whenever the indexed content changes."""
+        """An opaque marker that changes whenever the indexed content changes.
+
+        A finished change leaves 32 hex digits; while a change is being written (or after one was
+        killed) the marker starts with ``changing-``, which tells readers not to save what they read.
+        """
         found = self.meta.get(ids=["generation"], include=["metadatas"])
         return str(found["metadatas"][0]["value"]) if found["ids"] else ""
 
     def bump_generation(self) -> None:
         """Announce that the content changed."""
-        import uuid
+        self._set_generation(uuid.uuid4().hex)
+        self._changing = False
 
-        self.meta.upsert(ids=["generation"], embeddings=[[0.0]], metadatas=[{"value": uuid.uuid4().hex}])
+    def _announce_change(self) -> None:
+        # Before the first write of a change: a reader that keys a saved lexical index by generation
+        # must not file content that is still moving (or that a killed ingest left half-replaced)
+        # under the generation that was finished before it.
+        if not self._changing:
+            self._set_generation(f"changing-{uuid.uuid4().hex}")
+            self._changing = True
+
+    def _set_generation(self, value: str) -> None:
+        self.meta.upsert(ids=["generation"], embeddings=[[0.0]], metadatas=[{"value": value}])
 
     # --- reading -----------------------------------------------------------------------------------
 
     def count(self) -> int:
-        """Number of stored passages (all versions)."""
+        """Number of stored passages (all versions): part of what a saved lexical index is checked against."""
         return self.passages.count()
 
     def iter_passages(self, include_documents: bool = True) -> Iterator[tuple[str, str | None, dict]]:
@@ -180,6 +228,7 @@ class PassageStore:
         incomplete and readers ignore it. ``previous=False`` (a source never indexed) skips the clean-up
         query, which costs tens of milliseconds per source on a large index.
         """
+        self._announce_change()
         common = {"source": source, "source_hash": digest}
         for i in range(0, len(passages), _PAGE):
             batch = passages[i : i + _PAGE]
@@ -211,5 +260,6 @@ class PassageStore:
 
     def delete_source(self, source: str) -> None:
         """Remove every passage and sentence of one source."""
+        self._announce_change()
         self.passages.delete(where={"source": source})
         self.sentences.delete(where={"source": source})

@@ -1,10 +1,14 @@
-"""Run the transformer of a sentence-transformers model in ONNX Runtime, exported locally from its weights.
+"""Embed with a sentence-transformers model folder in ONNX Runtime: ``tokenizers``, one graph, numpy pooling.
 
-sentence-transformers still tokenises, sorts by length, batches, pools and normalises; only the
-transformer's forward pass moves to ONNX Runtime. The graph is exported from the bundled weights on first
-use (no download) and cached in ``paths.cache_dir``; ``int8`` quantises the weights of the matrix
-multiplications per output channel, which measured 3.6x faster than PyTorch on the 2-core CPU with a mean
-cosine of 0.993 to the float32 vectors (per-tensor int8 was 0.957, too lossy for answer selection).
+Only the transformer's forward pass is a graph; tokenising (the folder's ``tokenizer.json``), padding each
+batch to its longest text, pooling over the attention mask (as the folder's ``1_Pooling`` config says) and
+L2 normalisation are done here, so answering a question imports neither PyTorch nor sentence-transformers
+(importing them took 8-11 s of a cold ``assistant ask`` on the 2-core machine).
+
+The graph is exported from the folder's weights on first use (no download; this is the only step that
+needs PyTorch and transformers) and cached in ``paths.cache_dir``. ``int8`` quantises the weights of the
+matrix multiplications per output channel, which measured 3.6x faster than PyTorch on the 2-core CPU with a
+mean cosine of 0.993 to the float32 vectors (per-tensor int8 was 0.957, too lossy for answer selection).
 Activations are quantised per batch, so a text's vector moves slightly with its batch-mates (cosine
 > 0.95 between batchings); ``quantize=none`` gives exact, batch-independent float32 vectors.
 """
@@ -12,6 +16,7 @@ Activations are quantised per batch, so a text's vector moves slightly with its 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -19,15 +24,16 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import torch
 
 from assistant.errors import ConfigError
 
 #: Bumped when the export recipe changes, so an old cached graph is not reused.
 EXPORT_VERSION = "1"
+#: The sentence-transformers modules this encoder reproduces; a folder with others needs backend=torch.
+_SUPPORTED_MODULES = {"Transformer", "Pooling", "Normalize"}
+_POOLING_MODES = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max"}
 
 
 def onnx_model_file(model_dir: Path, cache_dir: Path, quantize: str) -> Path:
@@ -74,6 +80,7 @@ def _quiet_root_logger() -> Iterator[None]:
 def _export(model_dir: Path, out: Path) -> None:
     try:
         import onnx  # noqa: F401  (the exporter needs it; fail with a clear message rather than deep inside)
+        import torch
         from transformers import AutoModel
     except ImportError as exc:
         message = f"the ONNX backend needs the 'onnx' package ({exc}); or use embedding.backend=torch"
@@ -111,46 +118,112 @@ def _quantize(source: Path, out: Path) -> None:
     )
 
 
-class OnnxEncoder(torch.nn.Module):
-    """Stands in for the Hugging Face model inside a sentence-transformers ``Transformer`` module.
+class OnnxSentenceEncoder:
+    """A sentence-transformers model (transformer, pooling, normalisation) run by ONNX Runtime and numpy.
 
-    It accepts the tensors sentence-transformers passes and returns ``last_hidden_state`` as a tensor, so
-    pooling and normalisation stay sentence-transformers' own.
+    It gives the vectors sentence-transformers gives with the same graph: each call's texts are one padded
+    batch, as sentence-transformers pads them, which matters with ``int8`` (activations are quantised per
+    batch). A test compares the two.
+
+    Args:
+        graph: The exported ONNX graph (inputs ``input_ids``, ``attention_mask``; output ``last_hidden_state``).
+        tokenizer_file: The model folder's ``tokenizer.json``.
+        max_seq_length: Tokens per text, special tokens included; longer texts are cut.
+        pooling: ``"mean"`` over the attention mask, ``"cls"`` or ``"max"``.
+        threads: ONNX Runtime's intra-op threads.
+
     """
 
-    def __init__(self, path: Path, config: Any, threads: int) -> None:
+    def __init__(self, graph: Path, tokenizer_file: Path, *, max_seq_length: int, pooling: str, threads: int) -> None:
         import onnxruntime as ort
+        from tokenizers import Tokenizer
 
-        super().__init__()
-
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        padding = self.tokenizer.padding or {}
+        # The file may pin padding to a fixed width; pad each batch to its longest text instead.
+        self.tokenizer.enable_padding(pad_id=padding.get("pad_id", 0), pad_token=padding.get("pad_token", "[PAD]"))
+        self.tokenizer.enable_truncation(max_length=max_seq_length)
+        self.max_seq_length = max_seq_length
+        self.pooling = pooling
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Busy-waiting worker threads steal the cores PyTorch needs for pooling between batches.
+        # Busy-waiting worker threads steal the cores the tokenizer and pooling need between batches.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.config = config
+        self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        self._dimension: int | None = None
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> dict[str, torch.Tensor]:
-        """Run the graph on one padded batch."""
-        feeds = {
-            "input_ids": input_ids.numpy().astype(np.int64),
-            "attention_mask": attention_mask.numpy().astype(np.int64),
-        }
-        (hidden,) = self.session.run(None, feeds)
-        return {"last_hidden_state": torch.from_numpy(hidden)}
+    @classmethod
+    def from_folder(
+        cls, model_dir: Path, cache_dir: Path, *, quantize: str, max_seq_length: int
+    ) -> OnnxSentenceEncoder:
+        """The encoder for a sentence-transformers model folder, exporting its graph first if none is cached.
+
+        Raises:
+            ConfigError: The folder has no ``tokenizer.json`` or uses modules this encoder does not reproduce.
+
+        """
+        tokenizer_file = model_dir / "tokenizer.json"
+        if not tokenizer_file.exists():
+            raise ConfigError(f"{model_dir} has no tokenizer.json; use embedding.backend=torch for this model")
+        pooling = _pooling_mode(model_dir)
+        graph = onnx_model_file(model_dir, cache_dir, quantize)
+        threads = max(1, min(os.cpu_count() or 1, 8))
+        return cls(graph, tokenizer_file, max_seq_length=max_seq_length, pooling=pooling, threads=threads)
+
+    def get_embedding_dimension(self) -> int:
+        """Length of the vectors."""
+        if self._dimension is None:
+            self._dimension = int(self.encode([""]).shape[1])
+        return self._dimension
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        """Word pieces per text (without special tokens, cut at ``max_seq_length``), for batching by length."""
+        encoded = self.tokenizer.encode_batch(texts, add_special_tokens=False)
+        return [sum(e.attention_mask) for e in encoded]  # padded to the longest: count the real tokens
+
+    def encode(self, texts: list[str], batch_size: int = 32, **_: object) -> np.ndarray:
+        """Unit vectors ``(len(texts), dim)``, float32, embedding ``batch_size`` texts at a time in the given order."""
+        parts = [self._encode_batch(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.get_embedding_dimension()), dtype=np.float32)
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        encoded = self.tokenizer.encode_batch(texts)
+        ids = np.asarray([e.ids for e in encoded], dtype=np.int64)
+        mask = np.asarray([e.attention_mask for e in encoded], dtype=np.int64)
+        (hidden,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
+        pooled = _pool(hidden.astype(np.float32, copy=False), mask, self.pooling)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
-def use_onnx(model: Any, model_dir: Path, cache_dir: Path, quantize: str) -> None:
-    """Swap the PyTorch transformer inside a loaded SentenceTransformer for an ONNX Runtime session.
+def _pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    """Token vectors ``(batch, tokens, dim)`` to one vector per text, as sentence-transformers' Pooling does."""
+    if mode == "cls":
+        return hidden[:, 0]
+    weights = mask[:, :, None].astype(np.float32)
+    if mode == "max":
+        return np.where(weights > 0, hidden, -1e9).max(axis=1)
+    return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
 
-    The PyTorch weights are released, which also lowers memory.
-    """
-    transformer = model[0]
-    path = onnx_model_file(model_dir, cache_dir, quantize)
-    # PyTorch is left with pooling only; its own thread pool, woken for those tiny ops between batches,
-    # fought ONNX Runtime's for the two cores (1.5 vs 1.2 ms per sentence).
-    torch.set_num_threads(1)
-    threads = max(1, min(os.cpu_count() or 1, 8))
-    transformer.model = OnnxEncoder(path, transformer.model.config, threads)
+
+def _pooling_mode(model_dir: Path) -> str:
+    """The pooling a sentence-transformers folder declares (mean when it declares none, as sentence-transformers)."""
+    modules_file = model_dir / "modules.json"
+    modules = json.loads(modules_file.read_text(encoding="utf-8")) if modules_file.exists() else []
+    kinds = {m["type"].rsplit(".", 1)[-1]: m for m in modules}
+    unsupported = set(kinds) - _SUPPORTED_MODULES
+    if unsupported:
+        raise ConfigError(
+            f"the onnx backend does not reproduce {', '.join(sorted(unsupported))} modules; "
+            "use embedding.backend=torch for this model"
+        )
+    if "Pooling" not in kinds:
+        return "mean"
+    config = json.loads((model_dir / kinds["Pooling"]["path"] / "config.json").read_text(encoding="utf-8"))
+    modes = [mode for key, mode in _POOLING_MODES.items() if config.get(key)]
+    others = [k for k, v in config.items() if k.startswith("pooling_mode") and v and k not in _POOLING_MODES]
+    if len(modes) != 1 or others:
+        raise ConfigError(f"the onnx backend supports one of mean, cls or max pooling, not {config}")
+    return modes[0]

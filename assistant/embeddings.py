@@ -1,4 +1,9 @@
-"""The sentence-transformers embedder, loaded offline from the bundled model package."""
+"""The sentence embedder, loaded offline from the bundled model package.
+
+The default ``onnx`` backend needs only ``tokenizers`` and ONNX Runtime to embed
+(:class:`~assistant.embedding_onnx.OnnxSentenceEncoder`); sentence-transformers and PyTorch are imported
+for the ``torch`` backend, or once to export the ONNX graph.
+"""
 
 from __future__ import annotations
 
@@ -40,14 +45,26 @@ def model_path(spec: str) -> Path:
     return path
 
 
-def load_sentence_transformer(settings: EmbeddingSettings, cache_dir: Path | None = None) -> SentenceTransformer:
-    """Load the model from its folder on the CPU, with hub access switched off for this call.
+def load_model(settings: EmbeddingSettings, cache_dir: Path | None = None) -> Any:
+    """The configured backend's model: ``encode(texts)`` to unit vectors, ``get_embedding_dimension()``.
 
     Args:
         settings: Model, backend and quantisation.
         cache_dir: Where the ONNX backend keeps the graph it exports; a temporary folder if ``None``.
 
     """
+    if settings.backend == "onnx":
+        from assistant.embedding_onnx import OnnxSentenceEncoder
+
+        return OnnxSentenceEncoder.from_folder(
+            model_path(settings.model), cache_dir or Path(tempfile.gettempdir()) / "assistant-onnx",
+            quantize=settings.quantize, max_seq_length=settings.max_seq_length,
+        )  # fmt: skip
+    return load_sentence_transformer(settings)
+
+
+def load_sentence_transformer(settings: EmbeddingSettings) -> SentenceTransformer:
+    """Load the model in PyTorch on the CPU (the ``torch`` backend), with hub access switched off for this call."""
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
@@ -63,11 +80,7 @@ def load_sentence_transformer(settings: EmbeddingSettings, cache_dir: Path | Non
         else:
             os.environ["HF_HUB_OFFLINE"] = previous
     model.max_seq_length = settings.max_seq_length
-    if settings.backend == "onnx":
-        from assistant.embedding_onnx import use_onnx
-
-        use_onnx(model, path, cache_dir or Path(tempfile.gettempdir()) / "assistant-onnx", settings.quantize)
-    elif settings.quantize == "int8":
+    if settings.quantize == "int8":
         import warnings
 
         import torch
@@ -79,7 +92,10 @@ def load_sentence_transformer(settings: EmbeddingSettings, cache_dir: Path | Non
 
 
 class SentenceEmbedder(Embeddings):
-    """LangChain ``Embeddings`` over an injected SentenceTransformer, normalised, with a small cache.
+    """LangChain ``Embeddings`` over an injected model, normalised, with a small cache.
+
+    The model is an :class:`~assistant.embedding_onnx.OnnxSentenceEncoder`, a SentenceTransformer, or a
+    stand-in with ``encode`` and ``get_embedding_dimension``.
 
     Vectors are unit length, so a dot product is the cosine similarity.
     """
@@ -95,7 +111,7 @@ class SentenceEmbedder(Embeddings):
     @classmethod
     def from_settings(cls, settings: EmbeddingSettings, cache_dir: Path | None = None) -> SentenceEmbedder:
         """Load the configured model and wrap it; ``cache_dir`` holds exported ONNX graphs."""
-        model = load_sentence_transformer(settings, cache_dir)
+        model = load_model(settings, cache_dir)
         return cls(model, batch_size=settings.batch_size, cache_size=settings.query_cache_size, name=settings.model)
 
     @property
@@ -130,6 +146,8 @@ class SentenceEmbedder(Embeddings):
         return np.asarray(vectors, dtype=np.float32)
 
     def _token_counts(self, texts: list[str]) -> list[int]:
+        if hasattr(self.model, "token_counts"):
+            return self.model.token_counts(texts)
         tokenizer = getattr(self.model, "tokenizer", None)
         if tokenizer is None:  # a stand-in model without a tokenizer: characters are the next best measure
             return [len(text) for text in texts]

@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from assistant.config import Settings
+from assistant.config import Settings, split_csv
 from assistant.errors import AssistantError, InputError, SourceError
 
 EXIT_USER_ERROR = 2
@@ -55,23 +55,75 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    """Answer one question."""
+    """Answer one question: through the server at ``server.url`` when one is set and up, else in-process."""
     history = None
     if args.history:
         try:
             history = json.loads(args.history)
         except json.JSONDecodeError as exc:
             raise InputError(f"--history is not valid JSON: {exc}") from None
-    assistant = _load(args)
-    answer = assistant.ask(args.question, history)
+    settings = _settings(args)
+    answer = None
+    # --sources, --index and --llm describe an assistant of their own, which a running server is not.
+    if settings.server.url and not (args.sources or args.index or args.llm):
+        answer = _ask_server(settings, args.question, history)
+    if answer is None:
+        from assistant.facade import Assistant
+
+        answer = Assistant.load(settings).ask(args.question, history).to_dict()
     if args.json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False))
+        print(json.dumps(answer, ensure_ascii=False))
         return 0
-    print(answer.answer)
-    for c in answer.citations:
-        quote = " … ".join(c.text[s - c.start : e - c.start] for s, e in c.highlights)
-        print(f"\n[{c.n}] {c.title} — {c.source} (chars {c.start}–{c.end})\n    “{quote}”")
+    print(answer["answer"])
+    for c in answer["citations"]:
+        quote = " … ".join(c["text"][s - c["start"] : e - c["start"]] for s, e in c["highlights"])
+        print(f"\n[{c['n']}] {c['title']} — {c['source']} (chars {c['start']}–{c['end']})\n    “{quote}”")
     return 0
+
+
+#: Statuses a proxy answers for a server that is down: as good as unreachable.
+_GATEWAY_DOWN = {502, 503, 504}
+
+
+def _ask_server(settings: Settings, question: str, history: list | None) -> dict | None:
+    """The running server's answer (``Answer.to_dict()``), or ``None`` after a note on stderr when it is unreachable.
+
+    Raises:
+        InputError: The server found the question or history malformed (4xx but 401, 403 and 429).
+        AssistantError: The server refused the key or the rate, or failed.
+
+    """
+    import httpx
+
+    url = f"{settings.server.url.rstrip('/')}/api/ask"
+    keys = split_csv(settings.security.api_keys)
+    headers = {"Authorization": f"Bearer {keys[0]}"} if keys else {}
+    body = {"question": question, **({"history": history} if history else {})}
+    # Connecting fails fast when nothing listens; answering may take a generative backend's whole timeout.
+    timeout = httpx.Timeout(settings.llm.timeout_s + 30, connect=3.0)
+    try:
+        response = httpx.post(url, json=body, headers=headers, timeout=timeout)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        print(f"note: the server at {settings.server.url} is unreachable ({exc}); answering here", file=sys.stderr)
+        return None
+    except httpx.HTTPError as exc:
+        raise AssistantError(f"the server at {settings.server.url} failed to answer: {exc}") from None
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if response.status_code == 200 and isinstance(data, dict):
+        return data
+    error = data.get("error") if isinstance(data, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    if message is None and response.status_code in _GATEWAY_DOWN:  # a proxy's page, not the assistant's error
+        print(f"note: the server at {settings.server.url} is down (HTTP {response.status_code}); answering here",
+              file=sys.stderr)  # fmt: skip
+        return None
+    message = f"the server at {settings.server.url} answered HTTP {response.status_code}: {message or 'no details'}"
+    if 400 <= response.status_code < 500 and response.status_code not in (401, 403, 429):
+        raise InputError(message)
+    raise AssistantError(message)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -173,7 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=0.0, help="seconds to wait if another ingest is running")
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("ask", help="answer one question with citations")
+    p = sub.add_parser(
+        "ask", help="answer one question with citations",
+        description="Answer one question with citations. With ASSISTANT_SERVER_URL set (server.url) the running "
+        "server answers it, which saves loading the index; if the server cannot be reached, a note goes to stderr "
+        "and the question is answered here. --sources, --index and --llm always answer here.",
+    )  # fmt: skip
     common(p)
     p.add_argument("question", help="the question, in quotes")
     p.add_argument("--history", help='earlier turns as JSON: [{"role": "user", "content": "..."}, ...]')

@@ -138,6 +138,13 @@ class ServerSettings(_Section):
     widget_greeting: str = Field(
         "Hi! Ask me about the articles; I answer with numbered sources.", description="Widget's first message."
     )
+    url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="Base URL of a running assistant server (e.g. http://127.0.0.1:7860) that 'assistant ask' "
+        "sends its question to (POST /api/ask, with the first of security.api_keys if any) instead of loading "
+        "the index itself; when it cannot be reached the question is answered in-process. Unset: in-process.",
+    )
 
 
 class SecuritySettings(_Section):
@@ -186,6 +193,7 @@ class Settings(BaseSettings):
     chroma_port: int | None = Field(None, description="Alias of chroma.port.")
     api_keys: str | None = Field(None, description="Alias of security.api_keys.")
     allowed_origins: str | None = Field(None, description="Alias of security.allowed_origins.")
+    server_url: str | None = Field(None, description="Alias of server.url (ASSISTANT_SERVER_URL).")
 
     def model_post_init(self, __context: object) -> None:
         """Fold the flat aliases into their sections."""
@@ -198,6 +206,7 @@ class Settings(BaseSettings):
             ("chroma_port", self.chroma, "port"),
             ("api_keys", self.security, "api_keys"),
             ("allowed_origins", self.security, "allowed_origins"),
+            ("server_url", self.server, "url"),
         ]
         for alias, section, name in pairs:
             value = getattr(self, alias)

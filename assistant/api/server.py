@@ -25,11 +25,12 @@ from starlette.exceptions import HTTPException
 
 from assistant.answer.types import Answer
 from assistant.api.middleware import AccessControl, RequestGuard
-from assistant.api.security import SECURITY_HEADERS, AccessPolicy
+from assistant.api.security import SECURITY_HEADERS, AccessError, AccessPolicy
 from assistant.config import Settings, split_csv
 from assistant.errors import AssistantError, InputError
 from assistant.facade import Assistant
 from assistant.feedback import LIMITS, FeedbackLog
+from assistant.metrics import CONTENT_TYPE, Metrics, RequestMetrics
 
 log = logging.getLogger(__name__)
 MODEL_ID = "assistant"
@@ -172,6 +173,9 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
         headers=headers,
         origin_allowed=policy.origin_allowed,
     )
+    # Outermost of all, so the guards' refusals are counted and timed too.
+    metrics = Metrics.of(assistant)
+    app.add_middleware(RequestMetrics, metrics=metrics, routes=app.router.routes)
 
     @app.exception_handler(AssistantError)
     async def assistant_error(_: Request, exc: AssistantError) -> JSONResponse:
@@ -271,6 +275,15 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
 
         return EventSourceResponse(events())
 
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics(request: Request) -> Response:
+        """Prometheus text format; with API keys set, an API key is needed (the widget's key is refused)."""
+        try:  # the API routes' policy: outside /api/ the access layer leaves the check to the route
+            policy.authorize(request.url.path, request.headers, request.client.host if request.client else "unknown")
+        except AccessError as exc:
+            return _error(exc.status, exc.message, exc.headers)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
     @app.get("/widget.js", include_in_schema=False)
     def widget() -> Response:
         """The embeddable chat widget (self-contained, no third-party requests)."""
@@ -319,7 +332,9 @@ def serve(settings: Settings) -> None:
     """Load the assistant (building the index on first run) and serve everything on one port."""
     import uvicorn
 
-    assistant = Assistant.load(settings, progress=True)
+    assistant = Assistant.load(settings, refresh=False)
+    Metrics.of(assistant)  # before the first ingest, so that /metrics counts it
+    assistant.ingest(progress=True)
     # Gradio keeps the files it handles in the folder GRADIO_TEMP_DIR names (the only way to choose it);
     # a private one means it can serve nothing another process left in a shared /tmp/gradio, and it goes
     # when the server stops. SIGTERM becomes SystemExit so the folder is removed then too.

@@ -36,7 +36,8 @@ def texts() -> list[str]:
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("onnx")
+    """``<paths.cache_dir>/onnx``, as the facade names it, under a cache folder of this module's own."""
+    return tmp_path_factory.mktemp("cache") / "onnx"
 
 
 def sentence_transformers_onnx(settings: EmbeddingSettings, cache_dir: Path) -> SentenceEmbedder:
@@ -97,7 +98,7 @@ def test_answering_imports_no_torch_once_the_graph_is_cached(tmp_path, cache_dir
         **os.environ, "HF_HUB_OFFLINE": "1", "ASSISTANT_SOURCES_DIR": str(sources),
         "ASSISTANT_INDEX_DIR": str(tmp_path / "index"), "ASSISTANT_PATHS__CACHE_DIR": str(cache_dir.parent),
     }  # fmt: skip
-    onnx_model_file(model_path("bundled:all-MiniLM-L6-v2"), cache_dir.parent / "onnx", "int8")  # cached
+    onnx_model_file(model_path("bundled:all-MiniLM-L6-v2"), cache_dir, "int8")  # cached before the process starts
     script = (
         "import json, sys\n"
         "from assistant.facade import Assistant\n"

@@ -159,6 +159,12 @@ class SecuritySettings(_Section):
     failed_auth_per_minute: int = Field(
         10, ge=1, description="Failed authentications an address may make in a minute before it gets 429s."
     )
+    admin_keys: str = Field(
+        "",
+        description="Comma-separated admin keys: they alone may upload, replace and delete documents "
+        "(/api/documents, the UI's Documents tab) and read feedback (GET /api/feedback), and they work as API "
+        "keys too. Empty turns document management off (its routes answer 403; the tab is hidden).",
+    )
 
 
 class Settings(BaseSettings):

@@ -18,7 +18,15 @@ from assistant.answer.types import Answer
 from assistant.answer.verify import Verifier
 from assistant.config import Settings
 from assistant.embeddings import SentenceEmbedder
-from assistant.ingest.pipeline import IngestReport, ingest
+from assistant.ingest.documents import (
+    DocumentNotFoundError,
+    IndexedTimes,
+    check_document,
+    document_id,
+    document_rows,
+    write_document,
+)
+from assistant.ingest.pipeline import IngestReport, discover, ingest
 from assistant.retrieval import Corpus, HybridRetriever
 from assistant.store import PassageStore, make_client
 
@@ -117,6 +125,82 @@ class Assistant:
             "embedding_model": self.settings.embedding.model,
             "collection": self.store.name,
         }
+
+    # --- documents: the app's Documents tab and /api/documents ----------------------------------------
+
+    #: When the last :meth:`sync` ran and what it did; None before the first.
+    last_sync: tuple[float, IngestReport] | None = None
+
+    def sync(self, *, lock_wait_s: float = 60.0) -> IngestReport:
+        """Index what changed in the sources folder now, and keep the report for :meth:`documents`.
+
+        Calls in one process run one at a time, and each returns only once the search structures are
+        rebuilt, so a caller that wrote a file and then syncs is answered from it, even when another
+        sync indexed the file first. An index changed by another process (``assistant ingest``) is
+        picked up too.
+        """
+        with self.__dict__.setdefault("_syncing", threading.Lock()):
+            report = self.ingest(lock_wait_s=lock_wait_s)
+            if self.store.generation() != self._generation:
+                with self._lock:
+                    self._rebuild()
+            self.last_sync = (time.time(), report)
+            self._indexed_times().note(self.corpus.sources)
+        return report
+
+    def _indexed_times(self) -> IndexedTimes:
+        return self.__dict__.setdefault("_times", IndexedTimes(self.settings.paths.data_dir / "indexed.json"))
+
+    def documents(self) -> list[dict]:
+        """Every document in the sources folder: title, type, size, passages, indexed time and status.
+
+        Status is ``indexed``, ``skipped`` with ingest's reason, ``pending`` or ``removing`` (see
+        :func:`assistant.ingest.documents.document_rows`).
+        """
+        folder = self.settings.paths.sources_dir
+        files, skipped = discover(folder)
+        reasons = {s["source"]: s["reason"] for s in (self.last_sync[1].skipped if self.last_sync else [])}
+        reasons.update({s["source"]: s["reason"] for s in skipped})
+        with self._lock:
+            indexed = dict(self.corpus.sources)
+        return document_rows(folder, files, reasons, indexed, self._indexed_times().note(indexed))
+
+    def add_document(self, name: str, data: bytes) -> tuple[dict, bool]:
+        """Check a document by ingest's rules, write it into the sources folder atomically and index it.
+
+        Args:
+            name: A safe file name (:func:`assistant.ingest.documents.document_name`).
+            data: The file's bytes.
+
+        Returns:
+            The document's row as :meth:`documents` lists it, and whether it replaced a file of that name.
+
+        Raises:
+            SourceError: The file breaks an ingest rule (nothing is written; the reason says which).
+            InputError: A folder or link of that name is in the way.
+
+        """
+        with self._lock:
+            indexed = dict(self.corpus.sources)
+        check_document(name, data, self.settings, indexed)
+        replaced = write_document(self.settings.paths.sources_dir, name, data)
+        self.sync()
+        return next(row for row in self.documents() if row["name"] == name), replaced
+
+    def remove_document(self, name: str) -> IngestReport:
+        """Delete a listed document's file from the sources folder and drop it from the index.
+
+        Raises:
+            InputError: ``name`` is not a plain relative name (absolute, ``..``, hidden).
+            DocumentNotFoundError: No document of that name is listed.
+
+        """
+        document_id(name)
+        files, skipped = discover(self.settings.paths.sources_dir)
+        if name not in {source for source, _ in files} | {s["source"] for s in skipped}:
+            raise DocumentNotFoundError(f"no document named {name!r}; GET /api/documents lists them")
+        (self.settings.paths.sources_dir / name).unlink(missing_ok=True)  # a link goes, never its target
+        return self.sync()
 
     # --- answering ---------------------------------------------------------------------------------
 

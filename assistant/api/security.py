@@ -23,6 +23,15 @@ SECURITY_HEADERS = {
 }
 #: Routes the widget's public key may call.
 CHAT_ROUTES = frozenset({"/api/ask", "/api/ask/stream", "/api/widget/config"})
+#: Routes (and everything below them, every method) that only an admin key may call.
+ADMIN_ROUTES = ("/api/documents",)
+#: What the admin routes answer on a server without admin keys.
+ADMIN_OFF = "document management is off on this server; set ASSISTANT_SECURITY__ADMIN_KEYS to enable it"
+
+
+def is_admin_route(path: str) -> bool:
+    """Whether ``path`` is one of :data:`ADMIN_ROUTES` or below one."""
+    return any(path == route or path.startswith(route + "/") for route in ADMIN_ROUTES)
 
 
 class AccessError(Exception):
@@ -99,11 +108,16 @@ class AccessPolicy:
       visitor address, so one visitor cannot use up everyone's allowance.
     * Without a key, requests (and the UI's actions) are counted per client address. The address is the
       connecting peer's unless the server trusts a proxy (``server.trusted_proxies``) to name the client.
+    * Admin keys (``admin_keys``) alone may call :data:`ADMIN_ROUTES` (and the routes that ask
+      :meth:`admin_bucket` themselves); they work as API keys elsewhere. An API key or the widget key on an
+      admin route gets 403, and without admin keys configured every admin route answers 403 with how to
+      turn it on, so an open install never lets a visitor change the documents.
     * An address that fails authentication ``failed_auth_per_minute`` times gets 429s until a minute has passed.
     """
 
     def __init__(self, settings: SecuritySettings) -> None:
         self._keys = [_digest(k) for k in split_csv(settings.api_keys)]
+        self._admin = [_digest(k) for k in split_csv(settings.admin_keys)]
         self._widget = _digest(settings.widget_key) if settings.widget_key else None
         self.origins = set(split_csv(settings.allowed_origins))
         self.requests = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
@@ -114,29 +128,40 @@ class AccessPolicy:
         """Whether API keys are configured (and so required on the API and the UI)."""
         return bool(self._keys)
 
+    @property
+    def admin_enabled(self) -> bool:
+        """Whether admin keys are configured (and so document management is on)."""
+        return bool(self._admin)
+
     def origin_allowed(self, origin: str | None) -> bool:
         """Whether a browser page from ``origin`` may call the API."""
         return bool(origin) and ("*" in self.origins or origin in self.origins)
 
     def key_valid(self, key: str) -> bool:
-        """Whether ``key`` is one of the API keys (the widget's public key is not one)."""
+        """Whether ``key`` is one of the API or admin keys (the widget's public key is not one)."""
         return self._match(_digest(key)) is not None
 
-    def _match(self, digest: bytes) -> bytes | None:
+    def _match(self, digest: bytes, keys: list[bytes] | None = None) -> bytes | None:
+        """The key ``digest`` names, among ``keys`` (by default the API keys and then the admin keys)."""
         found = None
-        for key in self._keys:  # no early exit: the time taken does not reveal which key matched
-            if hmac.compare_digest(digest, key):
+        for key in (self._keys + self._admin) if keys is None else keys:
+            if hmac.compare_digest(digest, key):  # no early exit: the time taken does not reveal which key matched
                 found = key
         return found
 
+    @staticmethod
+    def _bearer(headers: Mapping[str, str]) -> str:
+        header = headers.get("authorization", "")
+        return header[7:].strip() if header[:7].lower() == "bearer " else ""
+
     def authorize(self, path: str, headers: Mapping[str, str], client: str) -> str:
         """Check an API request's key and rate; return its bucket name or raise :class:`AccessError`."""
+        if is_admin_route(path):
+            return self.count(self.admin_bucket(headers, client))
         if not self._keys:
             return self.count(f"addr:{client}")
         self._refuse_if_failing(client)
-        header = headers.get("authorization", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
-        digest = _digest(token)
+        digest = _digest(self._bearer(headers))
         key = self._match(digest)
         if key is not None:
             return self.count(f"key:{key.hex()[:32]}")
@@ -145,6 +170,26 @@ class AccessPolicy:
             return self.count(f"widget:{self._widget.hex()[:16]}:{client}")
         self.failed(client)
         raise AccessError(401, "missing or invalid API key", {"WWW-Authenticate": "Bearer"})
+
+    def admin_bucket(self, headers: Mapping[str, str], client: str) -> str:
+        """Check that a request carries an admin key; return its rate bucket (not counted) or raise.
+
+        403 without admin keys configured (saying how to turn them on) and for an API or widget key; 401,
+        counted as a failed authentication, for anything else.
+        """
+        if not self._admin:
+            raise AccessError(403, ADMIN_OFF)
+        self._refuse_if_failing(client)
+        digest = _digest(self._bearer(headers))
+        admin = self._match(digest, self._admin)
+        if admin is not None:
+            return f"admin:{admin.hex()[:32]}"
+        widget = self._widget is not None and hmac.compare_digest(digest, self._widget)
+        if self._match(digest, self._keys) is not None or widget:
+            raise AccessError(403, "this route needs an admin key (ASSISTANT_SECURITY__ADMIN_KEYS); API keys and "
+                                   "the widget key are not admin keys")  # fmt: skip
+        self.failed(client)
+        raise AccessError(401, "missing or invalid admin key", {"WWW-Authenticate": "Bearer"})
 
     def admit_ui(self, client: str) -> str:
         """Count one action of the chat UI (a question, a rating, a login) from ``client``."""

@@ -24,7 +24,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from assistant.answer.types import Answer
-from assistant.api.middleware import AccessControl, RequestGuard
+from assistant.api.documents import BodyLimits, documents_router, upload_limit
+from assistant.api.middleware import AccessControl
 from assistant.api.security import SECURITY_HEADERS, AccessError, AccessPolicy
 from assistant.config import Settings, split_csv
 from assistant.errors import AssistantError, InputError
@@ -168,7 +169,8 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
         max_age=600,
     )
     app.add_middleware(
-        RequestGuard,
+        BodyLimits,  # the RequestGuard, with document uploads capped at their own size
+        upload_bytes=upload_limit(settings),
         max_body_bytes=settings.server.max_body_bytes,
         headers=headers,
         origin_allowed=policy.origin_allowed,
@@ -239,6 +241,8 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
         feedback.record(**body.model_dump())
         return {"stored": True}
 
+    app.include_router(documents_router(assistant, policy))
+
     @app.get("/v1/models", tags=["openai"])
     def models() -> dict:
         """OpenAI-compatible model list (one model: the assistant)."""
@@ -301,7 +305,7 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
 
         from assistant.ui.chat import build_ui
 
-        ui = build_ui(assistant, feedback)
+        ui = build_ui(assistant, feedback, documents=policy.admin_enabled)
         app = gr.mount_gradio_app(
             app, ui, path="/", footer_links=["api"], run_history=False, max_file_size=0, show_error=False,
             # The UI neither takes nor makes files: no path on this machine is one gradio may copy or serve.

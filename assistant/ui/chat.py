@@ -1,7 +1,8 @@
-"""The gradio chat UI: streamed answers, numbered source cards with highlights, feedback."""
+"""The gradio chat UI: streamed answers, numbered source cards with highlights, feedback, and the Documents tab."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 
@@ -11,6 +12,7 @@ from assistant.answer.types import Answer
 from assistant.errors import AssistantError
 from assistant.facade import Assistant
 from assistant.feedback import FeedbackLog
+from assistant.ui.documents import documents_panel
 
 CSS = """
 .source-card{border:1px solid var(--border-color-primary);border-radius:8px;padding:10px 12px;margin:8px 0}
@@ -134,31 +136,43 @@ def _shown(turns: list[dict[str, str]]) -> list[dict[str, str]]:
     return [{"role": t["role"], "content": as_markdown(t["content"])} for t in turns]
 
 
-def build_ui(assistant: Assistant, feedback: FeedbackLog) -> gr.Blocks:
-    """The chat page over the facade."""
+def build_ui(assistant: Assistant, feedback: FeedbackLog, *, documents: bool = False) -> gr.Blocks:
+    """The chat page over the facade.
+
+    Args:
+        assistant: The facade every handler calls.
+        feedback: Where ratings go.
+        documents: Add the Documents tab (only when admin keys are configured).
+
+    """
     with gr.Blocks(title="Assistant") as ui:
         # The answers given in this session, server-side: only these can be rated.
         answered = gr.State([])
         gr.Markdown("## Ask the sources\nShort answers with numbered citations to the exact passages.")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3, min_width=300):
-                chatbot = gr.Chatbot(
-                    label="Chat", height=460, feedback_options=("Like", "Dislike"),
-                    latex_delimiters=[], allow_tags=False,
-                )  # fmt: skip
-                with gr.Row():
-                    box = gr.Textbox(
-                        placeholder="Ask a question about the sources…", show_label=False, scale=5, autofocus=True
-                    )
-                    send = gr.Button("Ask", variant="primary", scale=1, min_width=80)
-                examples = example_questions(assistant)
-                if examples:
-                    gr.Examples(examples=[[q] for q in examples], inputs=[box], label="Try")
-                clear = gr.Button("New conversation", size="sm")
-            with gr.Column(scale=2, min_width=280):
-                cards = gr.HTML(render_citations(None), label="Sources cited")
-                with gr.Accordion("Indexed sources", open=False):
-                    gr.HTML(sources_list(assistant.sources()))
+        with gr.Tabs() if documents else contextlib.nullcontext():
+            with gr.Tab("Chat") if documents else contextlib.nullcontext(), gr.Row(equal_height=False):
+                with gr.Column(scale=3, min_width=300):
+                    chatbot = gr.Chatbot(
+                        label="Chat", height=460, feedback_options=("Like", "Dislike"),
+                        latex_delimiters=[], allow_tags=False,
+                    )  # fmt: skip
+                    with gr.Row():
+                        box = gr.Textbox(
+                            placeholder="Ask a question about the sources…", show_label=False, scale=5,
+                            autofocus=True,
+                        )  # fmt: skip
+                        send = gr.Button("Ask", variant="primary", scale=1, min_width=80)
+                    examples = example_questions(assistant)
+                    if examples:
+                        gr.Examples(examples=[[q] for q in examples], inputs=[box], label="Try")
+                    clear = gr.Button("New conversation", size="sm")
+                with gr.Column(scale=2, min_width=280):
+                    cards = gr.HTML(render_citations(None), label="Sources cited")
+                    with gr.Accordion("Indexed sources", open=False):
+                        listed = gr.HTML(sources_list(assistant.sources()))
+            if documents:
+                with gr.Tab("Documents"):
+                    panel = documents_panel()
 
         def respond(message: str, chat: list, given: list[dict] | None):
             question = _clean(message) if isinstance(message, str) else ""
@@ -203,5 +217,7 @@ def build_ui(assistant: Assistant, feedback: FeedbackLog) -> gr.Blocks:
         clear.click(
             lambda: ([], render_citations(None), []), None, [chatbot, cards, answered], api_visibility="private"
         )
+        if documents:  # the list of indexed sources follows what the Documents tab changed
+            panel.change(lambda: sources_list(assistant.sources()), None, listed, api_visibility="private")
     ui.css = CSS
     return ui

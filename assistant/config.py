@@ -145,6 +145,14 @@ class ServerSettings(_Section):
         "sends its question to (POST /api/ask, with the first of security.api_keys if any) instead of loading "
         "the index itself; when it cannot be reached the question is answered in-process. Unset: in-process.",
     )
+    watch_sources: bool = Field(
+        True,
+        description="While serving, index changes to the sources folder (added, edited, removed files) within "
+        "seconds, through the same incremental ingest and lock as 'assistant ingest'.",
+    )
+    watch_debounce_ms: int = Field(
+        800, ge=50, le=10_000, description="Changes to the sources folder closer together than this are indexed once."
+    )
 
 
 class SecuritySettings(_Section):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import threading
 import time
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 from assistant.answer.generative import GenerativeAnswerer
@@ -18,6 +20,7 @@ from assistant.answer.types import Answer
 from assistant.answer.verify import Verifier
 from assistant.config import Settings
 from assistant.embeddings import SentenceEmbedder
+from assistant.errors import AssistantError
 from assistant.ingest.documents import (
     DocumentNotFoundError,
     IndexedTimes,
@@ -29,6 +32,8 @@ from assistant.ingest.documents import (
 from assistant.ingest.pipeline import IngestReport, discover, ingest
 from assistant.retrieval import Corpus, HybridRetriever
 from assistant.store import PassageStore, make_client
+
+log = logging.getLogger(__name__)
 
 
 class Assistant:
@@ -126,16 +131,18 @@ class Assistant:
             "collection": self.store.name,
         }
 
-    # --- documents: the app's Documents tab and /api/documents ----------------------------------------
+    # --- documents: the app's Documents tab, /api/documents and the sources-folder watcher --------------
 
     #: When the last :meth:`sync` ran and what it did; None before the first.
     last_sync: tuple[float, IngestReport] | None = None
+    #: Whether :meth:`watch` is following the sources folder.
+    watching: bool = False
 
     def sync(self, *, lock_wait_s: float = 60.0) -> IngestReport:
-        """Index what changed in the sources folder now, and keep the report for :meth:`documents`.
+        """Index what changed in the sources folder now, and keep the report for :meth:`documents` and health.
 
         Calls in one process run one at a time, and each returns only once the search structures are
-        rebuilt, so a caller that wrote a file and then syncs is answered from it, even when another
+        rebuilt, so a caller that wrote a file and then syncs is answered from it, even when the watcher's
         sync indexed the file first. An index changed by another process (``assistant ingest``) is
         picked up too.
         """
@@ -201,6 +208,54 @@ class Assistant:
             raise DocumentNotFoundError(f"no document named {name!r}; GET /api/documents lists them")
         (self.settings.paths.sources_dir / name).unlink(missing_ok=True)  # a link goes, never its target
         return self.sync()
+
+    def watch(self, stop: threading.Event) -> None:
+        """Follow the sources folder until ``stop`` is set; each burst of changes is indexed by one :meth:`sync`.
+
+        Changes are gathered for ``server.watch_debounce_ms`` (``watchfiles``), hidden files (an upload's
+        temporary file) are ignored, and a sync that fails is logged and retried at the next change.
+        """
+        from watchfiles import watch
+
+        folder = self.settings.paths.sources_dir.resolve()
+
+        def visible(_change: object, path: str) -> bool:
+            parts = Path(path).relative_to(folder).parts if Path(path).is_relative_to(folder) else ()
+            return not any(part.startswith(".") for part in parts)
+
+        self.watching = True
+        try:
+            self._sync_logged()
+            debounce = self.settings.server.watch_debounce_ms
+            for _ in watch(folder, watch_filter=visible, debounce=debounce, step=100, stop_event=stop,
+                           raise_interrupt=False):  # fmt: skip
+                self._sync_logged()
+        finally:
+            self.watching = False
+
+    def _sync_logged(self) -> None:
+        try:
+            report = self.sync()
+        except AssistantError as exc:
+            log.warning("the sources folder changed but could not be indexed: %s", exc.message)
+        except Exception:  # the watcher must outlive one bad sync
+            log.exception("the sources folder changed but could not be indexed")
+        else:
+            if report.changed:
+                log.info("sources: %d added, %d updated, %d removed", report.added, report.updated, report.removed)
+
+    def ingest_status(self) -> dict:
+        """When the index last followed the sources folder, what changed then, and whether it is watched."""
+        status: dict[str, Any] = {"watching": self.watching, "last_ingest": None}
+        if self.last_sync is not None:
+            at, report = self.last_sync
+            status.update(
+                last_ingest=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),
+                seconds=round(report.seconds, 3),
+                added=report.added, updated=report.updated, removed=report.removed, unchanged=report.unchanged,
+                skipped=len(report.skipped),
+            )  # fmt: skip
+        return status
 
     # --- answering ---------------------------------------------------------------------------------
 

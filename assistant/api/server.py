@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -199,8 +200,8 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
 
     @app.get("/healthz", tags=["status"])
     def healthz() -> dict:
-        """Liveness and index size."""
-        return assistant.health()
+        """Liveness, index size, and when the index last followed the sources folder."""
+        return {**assistant.health(), "ingest": assistant.ingest_status()}
 
     @app.get("/api/sources", tags=["api"])
     def sources() -> dict:
@@ -346,5 +347,11 @@ def serve(settings: Settings) -> None:
     with tempfile.TemporaryDirectory(prefix="assistant-ui-") as cache:
         os.environ["GRADIO_TEMP_DIR"] = cache
         app = create_app(assistant, settings)
+        stop = threading.Event()
+        if settings.server.watch_sources:  # new, edited and removed files are answered from within seconds
+            threading.Thread(target=assistant.watch, args=(stop,), name="watch-sources", daemon=True).start()
         print(f"assistant: serving on http://{settings.server.host}:{settings.server.port}", flush=True)
-        uvicorn.run(app, **uvicorn_options(settings))
+        try:
+            uvicorn.run(app, **uvicorn_options(settings))
+        finally:
+            stop.set()

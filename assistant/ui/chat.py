@@ -168,7 +168,7 @@ def build_ui(assistant: Assistant, feedback: FeedbackLog, *, documents: bool = F
                     clear = gr.Button("New conversation", size="sm")
                 with gr.Column(scale=2, min_width=280):
                     cards = gr.HTML(render_citations(None), label="Sources cited")
-                    with gr.Accordion("Indexed sources", open=False):
+                    with gr.Accordion("Indexed sources", open=False) as indexed:
                         listed = gr.HTML(sources_list(assistant.sources()))
             if documents:
                 with gr.Tab("Documents"):
@@ -217,7 +217,15 @@ def build_ui(assistant: Assistant, feedback: FeedbackLog, *, documents: bool = F
         clear.click(
             lambda: ([], render_citations(None), []), None, [chatbot, cards, answered], api_visibility="private"
         )
-        if documents:  # the list of indexed sources follows what the Documents tab changed
-            panel.change(lambda: sources_list(assistant.sources()), None, listed, api_visibility="private")
+
+        def refresh() -> str:
+            return sources_list(assistant.sources())
+
+        # The sources folder is followed while serving: the list is read again when the page loads, when it
+        # is opened, and after the Documents tab changed something.
+        ui.load(refresh, None, listed, api_visibility="private")
+        indexed.expand(refresh, None, listed, api_visibility="private")
+        if documents:
+            panel.change(refresh, None, listed, api_visibility="private")
     ui.css = CSS
     return ui

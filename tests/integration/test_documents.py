@@ -203,6 +203,19 @@ def test_a_bad_replacement_keeps_the_good_version(server):
         assert http.delete("/api/documents/parking.md").status_code == 200
 
 
+def test_a_skipped_file_is_listed_with_its_reason(server):
+    (server.root / "sources" / "notes.txt").write_bytes(b"\x00binary")
+    try:
+        with admin(server, "127.0.12.54") as http:
+            deadline = time.time() + 10
+            while (row := listing(http).get("notes.txt")) is None or row["status"] != "skipped":
+                assert time.time() < deadline, row
+                time.sleep(0.3)
+        assert "binary" in row["reason"] and row["passages"] == 0
+    finally:
+        (server.root / "sources" / "notes.txt").unlink()
+
+
 # --- names ----------------------------------------------------------------------------------------------------
 
 

@@ -194,6 +194,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_feedback_export(args: argparse.Namespace) -> int:
+    """Write the stored feedback (one entry per rating, comments included) as CSV or JSON Lines."""
+    from assistant.feedback import FeedbackLog, export_feedback
+
+    settings = _settings(args)
+    folder = args.data or settings.paths.data_dir
+    entries = FeedbackLog(folder / "feedback.jsonl").entries()
+    text = export_feedback(entries, args.format)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"exported {len(entries)} feedback entries to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Measure ingest and ask on growing corpora against the naive LangChain pipeline."""
     from assistant.bench import run
@@ -274,6 +290,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev", default="tests/data/dev_qa.jsonl", help="questions for latency and accuracy")
     p.add_argument("--out", default="docs/benchmarks", help="folder for results.json/.md/.png")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("feedback", help="work with the ratings and comments users left")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    p = verbs.add_parser(
+        "export", help="write the feedback as CSV or JSON Lines",
+        description="Write every rating (thumbs up/down, question, answer, cited sources and comment), oldest "
+        "first, for an evaluation team to turn into test questions. A comment added after a rating is merged "
+        "into it. CSV cells a spreadsheet would run as formulas start with '.",
+    )  # fmt: skip
+    p.add_argument("--format", choices=("csv", "jsonl"), default="jsonl", help="output format (default jsonl)")
+    p.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    p.add_argument("--data", type=Path, help="data folder holding feedback.jsonl (default: ASSISTANT_PATHS__DATA_DIR)")
+    p.set_defaults(func=cmd_feedback_export)
 
     p = sub.add_parser("serve", help="serve the chat UI, HTTP API and embeddable widget")
     common(p)

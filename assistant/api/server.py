@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from importlib import resources
 from typing import Annotated, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
@@ -25,13 +25,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from assistant.answer.types import Answer
-from assistant.api.documents import BodyLimits, documents_router, upload_limit
+from assistant.api.documents import BodyLimits, admin_only, documents_router, upload_limit
 from assistant.api.middleware import AccessControl
 from assistant.api.security import SECURITY_HEADERS, AccessError, AccessPolicy
 from assistant.config import Settings, split_csv
 from assistant.errors import AssistantError, InputError
 from assistant.facade import Assistant
-from assistant.feedback import LIMITS, FeedbackLog
+from assistant.feedback import LIMITS, FeedbackLog, export_feedback
 from assistant.metrics import CONTENT_TYPE, Metrics, RequestMetrics
 
 log = logging.getLogger(__name__)
@@ -241,6 +241,18 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
         """Store a thumbs up/down with the question, answer and citations."""
         feedback.record(**body.model_dump())
         return {"stored": True}
+
+    @app.get("/api/feedback", tags=["admin"], dependencies=[Depends(admin_only(policy))])
+    def read_feedback(
+        fmt: Literal["json", "jsonl", "csv"] = Query("json", alias="format", description="json, jsonl or csv."),
+    ) -> Response:
+        """The stored feedback, oldest first (admin keys only; POST stays open to every API key)."""
+        entries = feedback.entries()
+        if fmt == "json":
+            return JSONResponse({"feedback": entries, "count": len(entries)})
+        media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
+        disposition = f'attachment; filename="feedback.{fmt}"'
+        return Response(export_feedback(entries, fmt), media_type=media, headers={"Content-Disposition": disposition})
 
     app.include_router(documents_router(assistant, policy))
 

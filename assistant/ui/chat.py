@@ -11,7 +11,7 @@ import gradio as gr
 from assistant.answer.types import Answer
 from assistant.errors import AssistantError
 from assistant.facade import Assistant
-from assistant.feedback import FeedbackLog
+from assistant.feedback import LIMITS, FeedbackLog
 from assistant.ui.documents import documents_panel
 
 CSS = """
@@ -141,13 +141,15 @@ def build_ui(assistant: Assistant, feedback: FeedbackLog, *, documents: bool = F
 
     Args:
         assistant: The facade every handler calls.
-        feedback: Where ratings go.
+        feedback: Where ratings and their comments go.
         documents: Add the Documents tab (only when admin keys are configured).
 
     """
     with gr.Blocks(title="Assistant") as ui:
         # The answers given in this session, server-side: only these can be rated.
         answered = gr.State([])
+        # The last rating stored in this session: a comment can be added to it, and to nothing else.
+        rated = gr.State(None)
         gr.Markdown("## Ask the sources\nShort answers with numbered citations to the exact passages.")
         with gr.Tabs() if documents else contextlib.nullcontext():
             with gr.Tab("Chat") if documents else contextlib.nullcontext(), gr.Row(equal_height=False):
@@ -156,6 +158,12 @@ def build_ui(assistant: Assistant, feedback: FeedbackLog, *, documents: bool = F
                         label="Chat", height=460, feedback_options=("Like", "Dislike"),
                         latex_delimiters=[], allow_tags=False,
                     )  # fmt: skip
+                    with gr.Row(visible=False) as comment_row:
+                        comment = gr.Textbox(
+                            placeholder="Add a comment to your rating (optional)", show_label=False, scale=5,
+                            max_length=LIMITS["comment"],
+                        )  # fmt: skip
+                        send_comment = gr.Button("Send comment", scale=1, min_width=80)
                     with gr.Row():
                         box = gr.Textbox(
                             placeholder="Ask a question about the sources…", show_label=False, scale=5,
@@ -195,32 +203,46 @@ def build_ui(assistant: Assistant, feedback: FeedbackLog, *, documents: bool = F
             shown[-1] = {"role": "assistant", "content": as_markdown(answer.answer, emphasis=answer.refused)}
             yield shown, "", render_citations(answer), given
 
-        def rate(data: gr.LikeData, given: list[dict] | None) -> None:
+        def rate(data: gr.LikeData, given: list[dict] | None):
             # The rated text comes from the client; only an answer this session was given is stored,
             # with the question, text and citations the server kept for it.
-            rated = text_turns([{"role": "assistant", "content": data.value}])
-            entry = next((g for g in reversed(given or []) if rated and g["answer"] == rated[0]["content"]), None)
+            turn = text_turns([{"role": "assistant", "content": data.value}])
+            entry = next((g for g in reversed(given or []) if turn and g["answer"] == turn[0]["content"]), None)
             rating = {True: "up", "Like": "up", False: "down", "Dislike": "down"}.get(data.liked)
             if entry is None or rating is None:
-                return
-            feedback.record(
+                return None, gr.update(visible=False)
+            stored = feedback.record(
                 rating=rating,
                 question=entry["question"],
                 answer=entry["answer"],
                 citations=entry.get("citations", []),
             )
-            gr.Info("Thanks, your feedback was saved.")
+            gr.Info("Thanks, your feedback was saved. You can add a comment below.")
+            return stored, gr.update(visible=True)
 
-        box.submit(respond, [box, chatbot, answered], [chatbot, box, cards, answered], api_name="chat")
-        send.click(respond, [box, chatbot, answered], [chatbot, box, cards, answered], api_visibility="private")
-        chatbot.like(rate, [answered], None, api_visibility="private")
-        clear.click(
-            lambda: ([], render_citations(None), []), None, [chatbot, cards, answered], api_visibility="private"
-        )
+        def add_comment(text: str, last: dict | None):
+            # A comment goes with the rating this session stored last; it is a new line with that rating's id.
+            if not isinstance(last, dict) or not isinstance(text, str) or not text.strip():
+                return gr.skip(), gr.skip(), gr.skip()
+            stored = feedback.record(
+                rating=last["rating"], question=last["question"], answer=last["answer"],
+                citations=last.get("citations", []), comment=_clean(text).strip(), entry_id=last["id"],
+            )  # fmt: skip
+            gr.Info("Thanks, your comment was saved.")
+            return stored, "", gr.update(visible=False)
 
         def refresh() -> str:
             return sources_list(assistant.sources())
 
+        box.submit(respond, [box, chatbot, answered], [chatbot, box, cards, answered], api_name="chat")
+        send.click(respond, [box, chatbot, answered], [chatbot, box, cards, answered], api_visibility="private")
+        chatbot.like(rate, [answered], [rated, comment_row], api_visibility="private")
+        comment.submit(add_comment, [comment, rated], [rated, comment, comment_row], api_visibility="private")
+        send_comment.click(add_comment, [comment, rated], [rated, comment, comment_row], api_visibility="private")
+        clear.click(
+            lambda: ([], render_citations(None), [], None, gr.update(visible=False)), None,
+            [chatbot, cards, answered, rated, comment_row], api_visibility="private",
+        )  # fmt: skip
         # The sources folder is followed while serving: the list is read again when the page loads, when it
         # is opened, and after the Documents tab changed something.
         ui.load(refresh, None, listed, api_visibility="private")

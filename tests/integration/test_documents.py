@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import io
 import time
+import uuid
 import zipfile
 
 import httpx
 import pytest
 
+from assistant.feedback import LIMITS, FeedbackLog
 from tests.conftest import ARTICLE
-from tests.integration.servers import client_from
-from tests.integration.test_security import assistant_serve, send_chunked
+from tests.integration.servers import client_from, gradio_join
+from tests.integration.test_security import assistant_serve, event_inputs, send_chunked, ui_events
 
 pytestmark = pytest.mark.integration
 
@@ -90,9 +92,10 @@ def source_files(server) -> dict[str, bytes]:
         ("GET", "/api/documents", "127.0.12.31"),
         ("POST", "/api/documents", "127.0.12.32"),
         ("DELETE", "/api/documents/x.md", "127.0.12.33"),
+        ("GET", "/api/feedback", "127.0.12.34"),
     ],
 )
-def test_only_an_admin_key_manages_documents(server, method, path, address):
+def test_only_an_admin_key_manages_documents_and_reads_feedback(server, method, path, address):
     extra = {"file": ("probe.md", b"# Probe\n\nA probe document about nothing in particular.\n")}
     extra = extra if method == "POST" else None
     with client_from(address, server.url) as http:
@@ -103,7 +106,8 @@ def test_only_an_admin_key_manages_documents(server, method, path, address):
         assert call() == 401
         assert call(Authorization="Bearer not-a-key") == 401
         assert call(Authorization=f"Bearer {KEY}") == 403
-        assert call(Authorization=f"Bearer {WIDGET_KEY}", Origin=ORIGIN) == 403
+        # The widget key is public: 403 on the admin routes, and 401 like on every other non-chat route.
+        assert call(Authorization=f"Bearer {WIDGET_KEY}", Origin=ORIGIN) == (401 if path == "/api/feedback" else 403)
         refused = http.request(method, path, headers={"Authorization": f"Bearer {KEY}"}, files=extra).json()
         assert "ASSISTANT_SECURITY__ADMIN_KEYS" in refused["error"]["message"]
         assert call(Authorization=f"Bearer {ADMIN_KEY}") in (200, 201, 404)  # 404: x.md is not a document
@@ -380,6 +384,55 @@ def make_pdf(path, lines: list[str]) -> None:
         pdf.drawString(72, y, line)
         y -= 20
     pdf.save()
+
+
+def test_feedback_with_a_comment_is_read_back_by_admins_only(server):
+    entry = {"rating": "down", "question": PARKING_QUESTION, "answer": "=HYPERLINK(1)", "comment": "out of date"}
+    with client_from("127.0.12.91", server.url, headers={"Authorization": f"Bearer {KEY}"}) as staff:
+        assert staff.post("/api/feedback", json=entry).status_code == 200
+        assert staff.get("/api/feedback").status_code == 403
+    with admin(server, "127.0.12.92") as http:
+        stored = http.get("/api/feedback").json()["feedback"]
+        csv_text = http.get("/api/feedback", params={"format": "csv"})
+    assert any(e["comment"] == "out of date" and e["rating"] == "down" for e in stored)
+    assert csv_text.headers["content-type"].startswith("text/csv")
+    assert csv_text.text.splitlines()[0] == "time,id,rating,question,answer,comment,sources,citations"
+    assert "'=HYPERLINK(1)" in csv_text.text  # a spreadsheet shows it as text instead of running it
+
+
+def test_a_comment_from_the_ui_joins_the_rating_it_follows(server):
+    with client_from("127.0.12.93", server.url) as http:
+        assert http.post("/login", data={"username": "staff", "password": KEY}).status_code == 200
+        ui = ui_events(http)
+        dependencies = http.get("/config").json()["dependencies"]
+        comment = next(d for d in dependencies if any(t[1] == "submit" and t[0] != ui.box for t in d["targets"]))
+        comment_box = comment["targets"][0][0]
+
+        def add_comment(text: str, session: str) -> dict:
+            data = event_inputs(comment, **{f"c{comment_box}": text})
+            return gradio_join(http, comment["id"], data, trigger_id=comment_box, session=session)
+
+        assert add_comment("a comment on nothing", uuid.uuid4().hex).get("success") is True
+        session = uuid.uuid4().hex
+        asked = gradio_join(
+            http, ui.chat["id"], event_inputs(ui.chat, **{f"c{ui.box}": ARTICLE_QUESTION, f"c{ui.chatbot}": []}),
+            trigger_id=ui.box, session=session,
+        )  # fmt: skip
+        chat = asked["output"]["data"][0]
+        like = {"index": 1, "value": chat[1]["content"], "liked": True}
+        rated = gradio_join(
+            http, ui.rate["id"], event_inputs(ui.rate, **{f"c{ui.chatbot}": chat}), trigger_id=ui.chatbot,
+            event_data=like, session=session,
+        )  # fmt: skip
+        assert rated.get("success") is True
+        assert add_comment("Right person, but say when. " + "x" * 5000, session).get("success") is True
+    lines = (server.root / "data" / "feedback.jsonl").read_text().splitlines()
+    assert not any("a comment on nothing" in line for line in lines)
+    [entry] = [
+        e for e in FeedbackLog(server.root / "data" / "feedback.jsonl").entries() if e["question"] == ARTICLE_QUESTION
+    ]
+    assert entry["rating"] == "up" and "Lu Weibing" in entry["answer"]
+    assert entry["comment"].startswith("Right person, but say when.") and len(entry["comment"]) == LIMITS["comment"]
 
 
 def test_nothing_was_left_in_the_sources_folder(server):

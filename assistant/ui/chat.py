@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import html
 import re
+from importlib import resources
 
 import gradio as gr
 
@@ -21,6 +22,7 @@ CSS = """
 .source-card p{white-space:pre-wrap;margin:.5em 0 0}
 .source-card mark{background:#fde68a;color:#111;padding:0 1px}
 .refused{border-left:4px solid #9ca3af;padding-left:10px;color:var(--body-text-color-subdued)}
+.hint{color:var(--body-text-color-subdued);margin:0}
 @media (max-width:640px){.gradio-container{padding:4px !important}}
 """
 
@@ -60,6 +62,21 @@ def example_questions(assistant: Assistant, limit: int = 4) -> list[str]:
         if len(found) >= limit:
             break
     return found[:limit]
+
+
+def landing_hint(assistant: Assistant, limit: int = 6) -> str:
+    """What to ask about, from the indexed titles, when no front matter suggests example questions.
+
+    Titles are source content, so they are escaped.
+    """
+    if example_questions(assistant):
+        return ""
+    titles = list(dict.fromkeys(s["title"] for s in assistant.sources()))
+    if not titles:
+        return "<p class='hint'>No documents are indexed yet.</p>"
+    named = ", ".join(f"<strong>{html.escape(t)}</strong>" for t in titles[:limit])
+    more = f" and {len(titles) - limit} more" if len(titles) > limit else ""
+    return f"<p class='hint'>Ask about {named}{more}.</p>"
 
 
 def sources_list(sources: list[dict]) -> str:
@@ -151,9 +168,13 @@ def build_ui(assistant: Assistant, feedback: FeedbackLog, *, documents: bool = F
         # The last rating stored in this session: a comment can be added to it, and to nothing else.
         rated = gr.State(None)
         gr.Markdown("## Ask the sources\nShort answers with numbered citations to the exact passages.")
+        # Nothing to show: it only runs the script that makes copy buttons copy the shown text.
+        script = resources.files("assistant").joinpath("static/chat.js").read_text(encoding="utf-8")
+        gr.HTML("", js_on_load=script, padding=False, container=False)
         with gr.Tabs() if documents else contextlib.nullcontext():
             with gr.Tab("Chat") if documents else contextlib.nullcontext(), gr.Row(equal_height=False):
                 with gr.Column(scale=3, min_width=300):
+                    hint = gr.HTML(landing_hint(assistant))
                     chatbot = gr.Chatbot(
                         label="Chat", height=460, feedback_options=("Like", "Dislike"),
                         latex_delimiters=[], allow_tags=False,
@@ -184,6 +205,9 @@ def build_ui(assistant: Assistant, feedback: FeedbackLog, *, documents: bool = F
 
         def respond(message: str, chat: list, given: list[dict] | None):
             question = _clean(message) if isinstance(message, str) else ""
+            if not question.strip():  # nothing asked: no bubble, no warning, the box stays as it is
+                yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                return
             history = text_turns(chat)
             shown = [*_shown(history), {"role": "user", "content": as_markdown(question)}]
             given = list(given or [])
@@ -231,8 +255,8 @@ def build_ui(assistant: Assistant, feedback: FeedbackLog, *, documents: bool = F
             gr.Info("Thanks, your comment was saved.")
             return stored, "", gr.update(visible=False)
 
-        def refresh() -> str:
-            return sources_list(assistant.sources())
+        def refresh() -> tuple[str, str]:
+            return landing_hint(assistant), sources_list(assistant.sources())
 
         box.submit(respond, [box, chatbot, answered], [chatbot, box, cards, answered], api_name="chat")
         send.click(respond, [box, chatbot, answered], [chatbot, box, cards, answered], api_visibility="private")
@@ -243,11 +267,11 @@ def build_ui(assistant: Assistant, feedback: FeedbackLog, *, documents: bool = F
             lambda: ([], render_citations(None), [], None, gr.update(visible=False)), None,
             [chatbot, cards, answered, rated, comment_row], api_visibility="private",
         )  # fmt: skip
-        # The sources folder is followed while serving: the list is read again when the page loads, when it
-        # is opened, and after the Documents tab changed something.
-        ui.load(refresh, None, listed, api_visibility="private")
-        indexed.expand(refresh, None, listed, api_visibility="private")
+        # The sources folder is followed while serving: the list and the hint are read again when the page
+        # loads, when the list is opened, and after the Documents tab changed something.
+        ui.load(refresh, None, [hint, listed], api_visibility="private")
+        indexed.expand(refresh, None, [hint, listed], api_visibility="private")
         if documents:
-            panel.change(refresh, None, listed, api_visibility="private")
+            panel.change(refresh, None, [hint, listed], api_visibility="private")
     ui.css = CSS
     return ui

@@ -373,6 +373,52 @@ def test_upload_from_the_documents_tab_in_a_browser(server, tmp_path):
     assert "bike-policy.pdf" not in source_files(server)
 
 
+def test_copy_gives_the_text_shown_and_an_empty_question_is_ignored(server):
+    from tests.integration.test_browser import CHROMIUM, FLAGS
+
+    if not CHROMIUM:
+        pytest.skip("chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+        page = context.new_page()
+        page.goto(server.url + "/")
+        page.get_by_label("username").fill("staff")
+        page.get_by_label("password").fill(KEY)
+        page.get_by_role("button", name="Login").click()
+        box = page.get_by_placeholder("Ask a question about the sources")
+        box.fill("   ")
+        box.press("Enter")
+        page.wait_for_timeout(1500)
+        bubbles_after_empty = page.locator("[data-testid=user], [data-testid=bot]").count()
+
+        box.fill("What is the top speed of the SU7 on the moon?")
+        box.press("Enter")
+        page.wait_for_selector(".refused", timeout=30_000)
+        page.wait_for_timeout(800)
+        italic = page.locator("[data-testid=bot]").last.locator("em").count()
+        box.fill("Which Xiaomi executive announced the goal of 10,000 stores?")
+        box.press("Enter")
+        page.wait_for_selector(".source-card", timeout=30_000)
+        page.wait_for_timeout(800)
+        copied = []
+        for selector in (".bot-row + .message-buttons button[aria-label='Copy message']",):
+            buttons = page.locator(selector)
+            for i in range(buttons.count()):
+                buttons.nth(i).hover()
+                buttons.nth(i).click()
+                page.wait_for_timeout(300)
+                copied.append(page.evaluate("navigator.clipboard.readText()"))
+        browser.close()
+    assert bubbles_after_empty == 0
+    assert italic == 1, "the refusal is shown in italics"
+    refusal, answer = copied
+    assert refusal and "*" not in refusal and "\\" not in refusal, refusal
+    assert "Lu Weibing" in answer and answer.endswith("[1]") and "\\" not in answer, answer
+
+
 def make_pdf(path, lines: list[str]) -> None:
     from reportlab.lib.pagesizes import A4
     from reportlab.pdfgen import canvas
@@ -437,3 +483,20 @@ def test_a_comment_from_the_ui_joins_the_rating_it_follows(server):
 
 def test_nothing_was_left_in_the_sources_folder(server):
     assert set(source_files(server)) == {ARTICLE.name}
+
+
+def test_the_landing_hint_names_the_indexed_titles_when_no_examples_are_given():
+    from types import SimpleNamespace
+
+    from assistant.ui.chat import landing_hint
+
+    def stub(titles: list[str], examples: list[str] | None = None) -> SimpleNamespace:
+        passage = SimpleNamespace(metadata={"examples": examples} if examples else {})
+        corpus = SimpleNamespace(ids=["a:0"], passage=lambda _pid: passage)
+        return SimpleNamespace(corpus=corpus, sources=lambda: [{"title": t} for t in titles])
+
+    hint = landing_hint(stub(["Leave policy", "VPN <setup>", *[f"Guide {i}" for i in range(8)]]))
+    assert hint.startswith("<p class='hint'>Ask about <strong>Leave policy</strong>, <strong>VPN &lt;setup&gt;")
+    assert hint.endswith(" and 4 more.</p>")
+    assert landing_hint(stub(["Leave policy"], examples=["How many days of leave do I get?"])) == ""
+    assert "No documents" in landing_hint(stub([]))

@@ -35,18 +35,28 @@ from sklearn.metrics import roc_auc_score
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from train_reranker import train as train_reranker  # noqa: E402
+
 from assistant.answer.compose import select  # noqa: E402
 from assistant.answer.evidence import gather  # noqa: E402
-from assistant.answer.features import QUESTION_FEATURES, SENTENCE_FEATURES, CandidateTable  # noqa: E402
+from assistant.answer.features import (  # noqa: E402
+    BASE_FEATURES,
+    CROSS_CANDIDATES,
+    QUESTION_FEATURES,
+    SENTENCE_FEATURES,
+    CandidateTable,
+)
 from assistant.answer.question import analyse  # noqa: E402
+from assistant.answer.reranker import CrossEncoder  # noqa: E402
 from assistant.answer.scorer import MODEL_FILE, AnswerModels, Logistic  # noqa: E402
 from assistant.config import Settings  # noqa: E402
-from assistant.embeddings import SentenceEmbedder  # noqa: E402
+from assistant.embeddings import BUNDLED_PREFIX, SentenceEmbedder, model_path  # noqa: E402
 from assistant.ingest.pipeline import ingest  # noqa: E402
 from assistant.retrieval import Corpus, HybridRetriever  # noqa: E402
 from assistant.store import PassageStore, make_client  # noqa: E402
 
 SEED = 0
+RERANKER_FILE = "reranker.onnx"
 DATA = ROOT / "tests" / "data"
 #: The share of answerable questions the refusal threshold is tuned for: staff mostly ask what the
 #: documents cover (our corpora hold 68 %, the held-out staff set 81 %); SQuAD's 50 % is adversarial.
@@ -181,7 +191,8 @@ def fit(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], c: float, weights:
 
 
 def _top1(examples: list[Example], model: Logistic) -> float:
-    hits = [bool(e.labels[np.argmax(model.probability(e.table.matrix))]) for e in examples if e.labels.any()]
+    width = len(model.features)
+    hits = [bool(e.labels[np.argmax(model.probability(e.table.matrix[:, :width]))]) for e in examples if e.labels.any()]
     return statistics.fmean(hits) if hits else 0.0
 
 
@@ -193,35 +204,62 @@ def _auc(examples: list[Example], model: Logistic) -> float:
     return float(roc_auc_score(labels, model.probability(rows)))
 
 
-def fit_models(train: list[Example], calibration: dict[str, list[Example]], examples: list[Example]) -> AnswerModels:
-    """Fit both models on ``train``, each with the regularisation that ranks best on ``calibration``.
+def fit_models(
+    train: list[Example],
+    calibration: dict[str, list[Example]],
+    examples: list[Example],
+    out: Path,
+    reranker: Path | None,
+) -> tuple[AnswerModels, dict]:
+    """Fit the shortlist model, the cross-encoder, the sentence model and the answerability model on ``train``.
 
-    Sentence model: mean top-1 accuracy over calibration datasets; answerability model: mean AUC. Strong
-    regularisation tends to win: features whose weight differs between genres are damped.
+    Each logistic model takes the regularisation that does best on ``calibration`` (sentence models: mean
+    top-1 accuracy; answerability: mean AUC). Strong regularisation tends to win: features whose weight
+    differs between genres are damped. Each training dataset weighs the same in total: SQuAD's 1,450
+    questions must not drown the genres a staff corpus looks like (its unanswerable questions were
+    written to overlap their article).
     """
-    # Each training dataset weighs the same in total: SQuAD's 1,450 questions must not drown the genres
-    # a staff corpus looks like (its unanswerable questions were written to overlap their article).
     share = Counter(e.item.dataset for e in train)
     weight = {d: len(train) / (len(share) * n) for d, n in share.items()}
     with_labels = [e for e in train if len(e.labels)]
-    x = np.vstack([e.table.matrix for e in with_labels])
     y = np.concatenate([e.labels for e in with_labels])
     w = np.concatenate([np.full(len(e.labels), weight[e.item.dataset]) for e in with_labels])
-    fits = [fit(x, y, SENTENCE_FEATURES, c, w) for c in C_GRID]
-    sentence = max(fits, key=lambda m: statistics.fmean(_top1(ex, m) for ex in calibration.values()))
+
+    def best_sentence_model(names: tuple[str, ...]) -> Logistic:
+        x = np.vstack([e.table.matrix[:, : len(names)] for e in with_labels])
+        fits = [fit(x, y, names, c, w) for c in C_GRID]
+        return max(fits, key=lambda m: statistics.fmean(_top1(ex, m) for ex in calibration.values()))
+
+    shortlist = best_sentence_model(BASE_FEATURES)
+    graph = out / RERANKER_FILE
+    card: dict = {"reused": str(reranker)} if reranker else {}
+    if reranker:
+        if reranker.resolve() != graph.resolve():
+            shutil.copyfile(reranker, graph)
+    else:
+        card = train_reranker(reranker_pairs(train, shortlist), graph)
+    cross = CrossEncoder(graph, model_path(f"{BUNDLED_PREFIX}all-MiniLM-L6-v2") / "tokenizer.json")
+    for e in examples:
+        if len(e.labels):
+            picked = e.table.shortlist(shortlist.probability(e.table.matrix[:, : len(BASE_FEATURES)]))
+            e.table.add_cross(picked, cross.score(e.table.question.search_text, [e.table.refs[i].text for i in picked]))
+    sentence = best_sentence_model(SENTENCE_FEATURES)
     for e in examples:
         e.probabilities = sentence.probability(e.table.matrix) if len(e.labels) else np.zeros(0)
     rows = np.vstack([e.table.question_row(e.probabilities, e.known) for e in train])
     labels = np.array([e.item.answerable for e in train], dtype=int)
-    w = np.array([weight[e.item.dataset] for e in train])
-    fits = [fit(rows, labels, QUESTION_FEATURES, c, w) for c in C_GRID]
+    weights = np.array([weight[e.item.dataset] for e in train])
+    fits = [fit(rows, labels, QUESTION_FEATURES, c, weights) for c in C_GRID]
     answerable = max(fits, key=lambda m: statistics.fmean(_auc(ex, m) for ex in calibration.values()))
     for e in examples:
         e.answerable_p = float(answerable.probability(e.table.question_row(e.probabilities, e.known))[0])
-    return AnswerModels(sentence, answerable, 0.5, 0.8, 0.5)
+    digest = hashlib.sha256(graph.read_bytes()).hexdigest()
+    graph_info = {"file": RERANKER_FILE, "sha256": digest, "bytes": graph.stat().st_size}
+    models = AnswerModels(shortlist, cross, sentence, answerable, 0.5, 0.8, 0.5, graph_info)
+    return models, card
 
 
-def reranker_pairs(train: list[Example], sentence: Logistic) -> list[dict]:
+def reranker_pairs(train: list[Example], shortlist: Logistic) -> list[dict]:
     """Question-sentence pairs for the cross-encoder, from the training split only.
 
     Every gold sentence is a positive; the negatives are the sentences the feature model ranks highest
@@ -232,7 +270,7 @@ def reranker_pairs(train: list[Example], sentence: Logistic) -> list[dict]:
     for e in train:
         if not len(e.labels):
             continue
-        order = np.argsort(-sentence.probability(e.table.matrix))
+        order = np.argsort(-shortlist.probability(e.table.matrix[:, : len(BASE_FEATURES)]))
         negatives = [int(i) for i in order if not e.labels[i]]
         chosen = negatives[:7] + [int(i) for i in rng.permutation(negatives[7:])[:2]]
         chosen += [int(i) for i in np.flatnonzero(e.labels)]
@@ -361,6 +399,7 @@ def main() -> None:
     parser.add_argument("--squad", type=Path, default=ROOT.parent / "shared" / "eval" / "squad2-dev.json")
     parser.add_argument("--out", type=Path, default=ROOT / "assistant" / "models")
     parser.add_argument("--reuse", type=Path, help="pickle of featurised examples to reuse (made if missing)")
+    parser.add_argument("--reranker", type=Path, help="reuse this cross-encoder graph instead of training one")
     parser.add_argument("--splits", type=Path, default=DATA / "splits.json", help="which data goes where")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -380,7 +419,8 @@ def main() -> None:
     for e in examples:
         by_set.setdefault((e.item.split, e.item.dataset), []).append(e)
     calibration = {d: ex for (s, d), ex in by_set.items() if s == "calibration"}
-    models = fit_models(train, calibration, examples)
+    args.out.mkdir(parents=True, exist_ok=True)
+    models, reranker_card = fit_models(train, calibration, examples, args.out, args.reranker)
     pairs = sum(len(e.labels) for e in train)
     models = calibrate(calibration, models)
     elapsed = time.perf_counter() - started
@@ -390,18 +430,34 @@ def main() -> None:
     payload = json.dumps(models.to_dict(), indent=1) + "\n"
     (args.out / MODEL_FILE).write_text(payload, encoding="utf-8")
     digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()
-    write_card(args.out / "MODEL_CARD.md", models, metrics, digest, elapsed, pairs, len(train))
+    write_card(args.out / "MODEL_CARD.md", models, metrics, digest, elapsed, pairs, len(train), reranker_card)
     print(json.dumps({"sha256": digest, "seconds": round(elapsed, 1), "metrics": metrics}, indent=1))
 
 
-def write_card(path: Path, models: AnswerModels, metrics: dict, digest: str, seconds: float, pairs: int, n: int):
+def write_card(
+    path: Path, models: AnswerModels, metrics: dict, digest: str, seconds: float, pairs: int, n: int, reranker: dict
+) -> None:
+    """The model card: data, splits, seeds, time, hashes and the metrics of every split."""
+    graph = models.reranker_file or {}
+    if "reused" in reranker:
+        trained = f"reused from `{reranker['reused']}` (trained by an earlier run with the same data and seed)"
+    else:
+        trained = (
+            f"{reranker['pairs']} pairs ({reranker['positives']} positive), {reranker['epochs']} epoch, batch "
+            f"{reranker['batch_size']}, AdamW lr {reranker['lr']}, {reranker['seconds']:.0f} s on {reranker['device']}"
+        )
     lines = [
         "# Answer models: card",
         "",
-        "Two logistic models over the features in `assistant/answer/features.py`, shipped as coefficients in",
-        f"`{MODEL_FILE}` (no download, no ML library at run time), rebuilt by `scripts/train_answerer.py`.",
+        "Three logistic models over the features in `assistant/answer/features.py` (shortlist, sentence,",
+        f"answerability), shipped as coefficients in `{MODEL_FILE}` (no ML library at run time), and a cross-encoder",
+        f"fine-tuned from the bundled all-MiniLM-L6-v2 weights, shipped as int8 ONNX in `{graph.get('file')}`",
+        f"({graph.get('bytes', 0) / 1e6:.1f} MB). All rebuilt by `scripts/train_answerer.py`; nothing is downloaded.",
         "",
-        f"- **sha256 of `{MODEL_FILE}`**: `{digest}` (checked by `tests/unit/test_scorer.py`)",
+        f"- **sha256 of `{MODEL_FILE}`**: `{digest}` (checked by `tests/unit/test_answer_models.py`)",
+        f"- **sha256 of `{graph.get('file')}`**: `{graph.get('sha256')}` (recorded in `{MODEL_FILE}`, checked too)",
+        f"- **Cross-encoder**: `BertForSequenceClassification`, one logit, from the training split only: {trained}.",
+        f"  It reads the {CROSS_CANDIDATES} candidates the shortlist model ranks highest (scripts/train_reranker.py).",
         f"- **Seed**: {SEED}; L2 logistic regression (scikit-learn, lbfgs), features standardised, each training "
         f"dataset weighted equally; C chosen from "
         f"{list(C_GRID)} on the calibration split (sentence model: top-1 accuracy; answerability: AUC).",

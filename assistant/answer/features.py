@@ -22,7 +22,7 @@ from assistant.text import NUMBER, YEAR_OR_DATE, is_heading, proper_names
 _KINDS = (AnswerType.NUMBER, AnswerType.DATE, AnswerType.PERSON, AnswerType.PLACE)
 _FORMS = (QuestionForm.YES_NO, QuestionForm.EXPLAIN, QuestionForm.LIST)
 
-SENTENCE_FEATURES = (
+BASE_FEATURES = (
     "cos",
     "cos_gap",
     "cos_neighbour",
@@ -54,6 +54,12 @@ SENTENCE_FEATURES = (
     "follow_up",
 )
 
+#: The cross-encoder reads only this many candidates, the ones the base-feature model ranks highest.
+CROSS_CANDIDATES = 12
+#: Features a candidate gets from the cross-encoder (see :meth:`CandidateTable.add_cross`).
+CROSS_FEATURES = ("cross", "cross_gap", "cross_scored")
+SENTENCE_FEATURES = (*BASE_FEATURES, *CROSS_FEATURES)
+
 _TOP_ROW = (
     "cos",
     "cov",
@@ -76,6 +82,7 @@ QUESTION_FEATURES = (
     "p_gap",
     *(f"top_{name}" for name in _TOP_ROW),
     "top_missing",
+    "cross_max",
     "cos_max",
     "cov_max",
     "cov_passage_max",
@@ -137,7 +144,7 @@ class CandidateTable:
         self.question = question
         self.evidence = evidence
         self.own_weights: dict[str, float] = {}
-        self.matrix = self._features(self.groups, q_vec) if self.refs else np.zeros((0, len(SENTENCE_FEATURES)))
+        self.matrix = self._features(self.groups, q_vec) if self.refs else np.zeros((0, len(BASE_FEATURES)))
 
     def _features(self, groups: list[list[SentenceRef]], q_vec: np.ndarray) -> np.ndarray:
         q = self.question
@@ -211,10 +218,23 @@ class CandidateTable:
                     ]
                 )
         matrix = np.asarray(rows, dtype=np.float64)
-        cos, cov = SENTENCE_FEATURES.index("cos"), SENTENCE_FEATURES.index("cov")
+        cos, cov = BASE_FEATURES.index("cos"), BASE_FEATURES.index("cov")
         matrix[:, cos + 1] = matrix[:, cos] - matrix[:, cos].max()
         matrix[:, cov + 1] = matrix[:, cov] - matrix[:, cov].max()
         return matrix
+
+    def shortlist(self, base_probabilities: np.ndarray) -> list[int]:
+        """The candidates the cross-encoder reads: the best by the base-feature model."""
+        return [int(i) for i in np.argsort(-base_probabilities, kind="stable")[:CROSS_CANDIDATES]]
+
+    def add_cross(self, shortlist: list[int], logits: np.ndarray) -> None:
+        """Append the cross-encoder's columns; candidates it did not read rank just below all it did."""
+        cross = np.full(len(self.refs), float(np.min(logits)) - 1.0 if len(logits) else 0.0)
+        cross[shortlist] = np.clip(logits, -12, 12)
+        scored = np.zeros(len(self.refs))
+        scored[shortlist] = 1.0
+        columns = np.column_stack([cross, cross - cross.max(), scored])
+        self.matrix = np.hstack([self.matrix[:, : len(BASE_FEATURES)], columns.reshape(len(self.refs), 3)])
 
     def question_row(self, probabilities: np.ndarray, known_term: Callable[[str], bool]) -> np.ndarray:
         """Question-level features for the answerability model, given each candidate's probability.
@@ -239,6 +259,7 @@ class CandidateTable:
         clipped = min(max(p1, 1e-6), 1 - 1e-6)
         empty = not len(m)
         best = int(np.argmax(probabilities)) if len(probabilities) else -1
+        cross_max = 0.0 if empty else float(m[:, col["cross"]].max())
         top_row = [0.0 if empty else float(m[best, col[name]]) for name in _TOP_ROW]
         missing = 0.0
         if not empty and self.own_weights:
@@ -254,6 +275,7 @@ class CandidateTable:
             p1 - p2,
             *top_row,
             missing,
+            cross_max,
             0.0 if empty else float(m[:, col["cos"]].max()),
             0.0 if empty else float(m[:, col["cov"]].max()),
             0.0 if empty else float(m[:, col["cov_passage"]].max()),

@@ -1,5 +1,8 @@
 """The answer path: question analysis → evidence → learned scoring → selection → composition → citations.
 
+Scoring is two-stage: a logistic model on cheap features shortlists the candidate sentences, the
+cross-encoder reads the shortlist, and a second logistic model ranks on both.
+
 One retrieval per question serves both backends. The extractive backend quotes the sentences the
 learned sentence model ranks highest; a generative backend writes from the same passages and its
 verified sentences stand on their own. Either way the learned answerability model decides whether the
@@ -81,7 +84,14 @@ class AnswerPipeline:
         evidence = gather(retriever, self.store, question.search_text, q_vec)
         t = timer.add("retrieve", t)
         table = CandidateTable(question, evidence, q_vec)
-        probabilities = self.models.sentence.probability(table.matrix) if table.refs else np.zeros(0)
+        probabilities = np.zeros(0)
+        if table.refs:
+            shortlist = table.shortlist(self.models.shortlist.probability(table.matrix))
+            t = timer.add("answer", t)
+            logits = self.models.reranker.score(question.search_text, [table.refs[i].text for i in shortlist])
+            t = timer.add("rerank", t)
+            table.add_cross(shortlist, logits)
+            probabilities = self.models.sentence.probability(table.matrix)
         answerable = float(self.models.answerable.probability(table.question_row(probabilities, known_term))[0])
         judgement = Judgement(question, evidence, table, probabilities, answerable if table.refs else 0.0)
         if judgement.answerable >= self.models.threshold:

@@ -1,9 +1,16 @@
 """The learned answer models: which sentence answers, and whether the sources answer at all.
 
-Both are logistic models over the features of :mod:`assistant.answer.features`, trained and calibrated
-by ``scripts/train_answerer.py`` on disjoint splits (see ``assistant/models/MODEL_CARD.md``). They ship
-as one JSON file of coefficients: loading needs no download and no machine-learning library, and a
-test checks the file against the hash the card names.
+Three logistic models over the features of :mod:`assistant.answer.features` and one cross-encoder, all
+trained and calibrated by ``scripts/train_answerer.py`` on disjoint splits (see
+``assistant/models/MODEL_CARD.md``):
+
+1. the *shortlist* model ranks every candidate sentence on cheap features;
+2. the cross-encoder (int8 ONNX) reads the question with each shortlisted sentence;
+3. the *sentence* model ranks candidates on both, and the *answerability* model says whether the best
+   of them answers, refused below a threshold chosen on the calibration split.
+
+The logistic models ship as one JSON file of coefficients, which names the ONNX file and its hash;
+loading needs no download and no machine-learning library, and a test checks both hashes.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.answer.features import QUESTION_FEATURES, SENTENCE_FEATURES
+from assistant.answer.features import BASE_FEATURES, QUESTION_FEATURES, SENTENCE_FEATURES
+from assistant.answer.reranker import CrossEncoder
 from assistant.errors import AssistantError
 
 MODEL_FILE = "answerer.json"
@@ -65,7 +73,9 @@ class AnswerModels:
     """The sentence model, the answerability model and the thresholds chosen on the calibration split.
 
     Attributes:
-        sentence: P(this sentence holds the answer).
+        shortlist: P(this sentence holds the answer) on the base features: who the reranker reads.
+        reranker: The cross-encoder.
+        sentence: P(this sentence holds the answer), the reranker's score included.
         answerable: P(the retrieved evidence answers the question).
         threshold: Refuse below this answerability (chosen on the calibration split).
         second_ratio: A fact question also gets the runner-up sentence when its probability is at
@@ -74,24 +84,32 @@ class AnswerModels:
 
     """
 
+    shortlist: Logistic
+    reranker: CrossEncoder | None
     sentence: Logistic
     answerable: Logistic
     threshold: float
     second_ratio: float
     point_ratio: float
+    reranker_file: dict | None = None
 
     @classmethod
-    def from_dict(cls, data: dict) -> AnswerModels:
-        """Build from the JSON form."""
+    def from_dict(cls, data: dict, folder: Path | None = None) -> AnswerModels:
+        """Build from the JSON form; the reranker graph is read from ``folder`` (package data by default)."""
+        graph = data["reranker"]
         return cls(
+            Logistic.from_dict(data["shortlist"], BASE_FEATURES),
+            _load_reranker(graph, folder),
             Logistic.from_dict(data["sentence"], SENTENCE_FEATURES),
             Logistic.from_dict(data["answerable"], QUESTION_FEATURES),
-            float(data["threshold"]), float(data["second_ratio"]), float(data["point_ratio"]),
+            float(data["threshold"]), float(data["second_ratio"]), float(data["point_ratio"]), graph,
         )  # fmt: skip
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
         return {
+            "shortlist": self.shortlist.to_dict(),
+            "reranker": self.reranker_file,
             "sentence": self.sentence.to_dict(),
             "answerable": self.answerable.to_dict(),
             "threshold": round(self.threshold, 6),
@@ -108,10 +126,16 @@ class AnswerModels:
 
         """
         try:
-            if path is None:
-                text = resources.files("assistant.models").joinpath(MODEL_FILE).read_text(encoding="utf-8")
-            else:
-                text = Path(path).read_text(encoding="utf-8")
-            return cls.from_dict(json.loads(text))
-        except (OSError, ValueError, KeyError) as exc:
+            folder = Path(str(resources.files("assistant.models"))) if path is None else Path(path).parent
+            text = (folder / MODEL_FILE if path is None else Path(path)).read_text(encoding="utf-8")
+            return cls.from_dict(json.loads(text), folder)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise AssistantError(f"cannot load the answer model: {exc}") from None
+
+
+def _load_reranker(graph: dict, folder: Path | None) -> CrossEncoder:
+    from assistant.embeddings import BUNDLED_PREFIX, model_path
+
+    folder = folder or Path(str(resources.files("assistant.models")))
+    tokenizer = model_path(f"{BUNDLED_PREFIX}all-MiniLM-L6-v2") / "tokenizer.json"
+    return CrossEncoder(folder / graph["file"], tokenizer)

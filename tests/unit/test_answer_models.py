@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from importlib import resources
 
@@ -11,7 +12,7 @@ import pytest
 
 from assistant.answer.compose import focus_span, select
 from assistant.answer.evidence import Evidence, SentenceRef
-from assistant.answer.features import QUESTION_FEATURES, SENTENCE_FEATURES, CandidateTable
+from assistant.answer.features import BASE_FEATURES, QUESTION_FEATURES, SENTENCE_FEATURES, CandidateTable
 from assistant.answer.question import AnswerType, QuestionForm, analyse, is_english, question_form
 from assistant.answer.scorer import AnswerModels, Logistic
 from assistant.errors import AssistantError
@@ -19,12 +20,25 @@ from assistant.retrieval import Passage
 from assistant.text import terms
 
 
-def test_shipped_weights_match_the_hash_on_the_model_card():
+def test_shipped_weights_match_the_hashes_on_the_model_card():
     models = resources.files("assistant.models")
     payload = models.joinpath("answerer.json").read_bytes()
     card = models.joinpath("MODEL_CARD.md").read_text(encoding="utf-8")
     digest = re.search(r"sha256 of `answerer.json`\*\*: `([0-9a-f]{64})`", card).group(1)
     assert hashlib.sha256(payload).hexdigest() == digest
+    graph = json.loads(payload)["reranker"]
+    onnx = models.joinpath(graph["file"]).read_bytes()
+    assert hashlib.sha256(onnx).hexdigest() == graph["sha256"] and f"`{graph['sha256']}`" in card
+    assert len(onnx) <= 25_000_000  # int8, small enough to ship
+
+
+def test_reranker_prefers_the_sentence_that_answers():
+    reranker = AnswerModels.load().reranker
+    logits = reranker.score(
+        "How many days of annual leave do full-time staff get?",
+        ["Full-time employees receive 25 days of paid time off per year.", "The office closes at 6 pm on Fridays."],
+    )
+    assert logits.shape == (2,) and logits[0] > logits[1]
 
 
 def test_shipped_models_load_and_were_trained_on_these_features():
@@ -35,9 +49,9 @@ def test_shipped_models_load_and_were_trained_on_these_features():
 
 def test_a_model_for_other_features_is_refused_with_a_clear_error(tmp_path):
     data = AnswerModels.load().to_dict()
-    data["sentence"]["features"] = ["something", "else"]
+    data["shortlist"]["features"] = ["something", "else"]
     path = tmp_path / "m.json"
-    path.write_text(__import__("json").dumps(data))
+    path.write_text(json.dumps(data))
     with pytest.raises(AssistantError, match="retrain"):
         AnswerModels.load(path)
 
@@ -127,7 +141,11 @@ def test_questions_in_the_text_are_not_candidates_but_label_the_answer_below():
     ]
     col = SENTENCE_FEATURES.index("cos_heading")
     assert table.matrix[0, col] == pytest.approx(1.0) and table.matrix[1, col] == 0.0
+    assert table.matrix.shape == (2, len(BASE_FEATURES))
+    table.add_cross([1], np.array([2.5]))
     assert table.matrix.shape == (2, len(SENTENCE_FEATURES))
+    cross = table.matrix[:, SENTENCE_FEATURES.index("cross")]
+    assert cross[1] == 2.5 and cross[0] < 2.5  # unread candidates rank below every read one
 
 
 def test_fact_question_gets_one_sentence_unless_the_runner_up_is_close():

@@ -31,7 +31,7 @@ from assistant.ingest.documents import (
 )
 from assistant.ingest.pipeline import IngestReport, discover, ingest
 from assistant.retrieval import Corpus, HybridRetriever
-from assistant.store import PassageStore, make_client
+from assistant.store import PassageStore
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class Assistant:
         """
         settings = settings or Settings()
         embedder = SentenceEmbedder.from_settings(settings.embedding, settings.paths.cache_dir / "onnx")
-        store = PassageStore(make_client(settings), settings.collection_name)
+        store = PassageStore.open(settings)
         assistant = cls(settings, embedder, store)
         if refresh:
             assistant.ingest(progress=progress)

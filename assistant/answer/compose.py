@@ -22,8 +22,9 @@ def select(table: CandidateTable, probabilities: np.ndarray, models: AnswerModel
     """The sentences that answer, best first.
 
     A fact or yes/no question gets its best sentence, and the runner-up only when the model is nearly as
-    sure of it (the two together usually hold the fact). An explanation, a how-to or a list gets up to
-    :data:`MAX_POINTS` points, from different passages first, never two that say the same thing.
+    sure of it (the two together usually hold the fact). An explanation, a how-to or a list gets its best
+    sentence with the one after it, then up to :data:`MAX_POINTS` sentences in all, from different
+    passages first, never two that say the same thing.
     """
     if not table.refs:
         return []
@@ -32,6 +33,10 @@ def select(table: CandidateTable, probabilities: np.ndarray, models: AnswerModel
     several = table.question.form in (QuestionForm.EXPLAIN, QuestionForm.LIST)
     limit, ratio = (MAX_POINTS, models.point_ratio) if several else (2, models.second_ratio)
     chosen = [table.refs[order[0]]]
+    if several:  # the sentence naming an explanation's topic is followed by its detail: keep them together
+        following = _next_statement(table, chosen[0])
+        if following is not None:
+            chosen.append(following)
     # Points from passages not yet used come first: breadth before depth.
     for fresh_passage_only in (True, False) if several else (False,):
         for i in order[1:]:
@@ -47,6 +52,14 @@ def select(table: CandidateTable, probabilities: np.ndarray, models: AnswerModel
         first = chosen[0].passage
         chosen.sort(key=lambda s: (s.passage != first, s.passage, s.position))
     return chosen
+
+
+def _next_statement(table: CandidateTable, sentence: SentenceRef) -> SentenceRef | None:
+    """The candidate right after ``sentence`` in its passage, if there is one."""
+    for ref in table.refs:
+        if ref.passage == sentence.passage and ref.position == sentence.position + 1:
+            return ref
+    return None
 
 
 def focus_span(kind: AnswerType, sentence: SentenceRef, asked: str) -> tuple[int, int] | None:

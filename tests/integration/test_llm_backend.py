@@ -76,4 +76,6 @@ def test_eval_reports_accuracy_for_the_generative_backend(llm_assistant):
     print("\nopenai:smollm2 dev-set summary:", summary)
     assert summary["backend"] == "openai:smollm2"
     assert summary["citations_outside_retrieved"] == 0
-    assert summary["refused_unanswerable"] == "3/3"
+    # A verified generated answer stands on its own (issue 11): a tiny model that quotes true sentences for
+    # d13 is no longer overruled by the extractive score, so 2/3 is the floor, not 3/3.
+    assert summary["refused_unanswerable"] in ("2/3", "3/3")

@@ -42,10 +42,6 @@ class Evidence:
     passages: list[Passage]
     sentences: list[list[SentenceRef]]
 
-    def flat(self) -> list[SentenceRef]:
-        """Every sentence, passage by passage."""
-        return [s for group in self.sentences for s in group]
-
 
 def gather(retriever: HybridRetriever, store: PassageStore, search_text: str, q_vec: np.ndarray) -> Evidence:
     """Retrieve passages for ``search_text`` and load their sentences (one primary-key lookup)."""

@@ -182,7 +182,6 @@ class Question:
         kind: The answer type a real answer must contain.
         form: One fact, a yes/no rule, an explanation or a list.
         salient: Terms of the names and numbers the question mentions.
-        wants_several: The question asks for several items.
         parts: Sub-questions of a compound question (itself alone when simple).
 
     """
@@ -195,7 +194,6 @@ class Question:
     kind: AnswerType = AnswerType.OTHER
     form: QuestionForm = QuestionForm.FACT
     salient: list[str] = field(default_factory=list)
-    wants_several: bool = False
     parts: list[Question] = field(default_factory=list)
 
 
@@ -268,7 +266,6 @@ def analyse(text: str, history: list[dict[str, str]]) -> Question:
         kind=answer_type(text),
         form=question_form(text),
         salient=salient_terms(text),
-        wants_several=wants_several(text),
     )
     pieces = [p.strip(" ,?") for p in _SUBQUESTION_SPLIT.split(text) if p and p.strip(" ,?")]
     pieces = [p for p in pieces if p.lower() not in ("what", "when", "where", "who", "whom", "which", "how", "why")]

@@ -93,6 +93,7 @@ class Citations:
             citation = Citation(
                 n=len(self._by_id) + 1, source=passage.source, title=passage.title, text=passage.text,
                 start=passage.start, end=passage.end, chunk_id=passage.id,
+                location=str(passage.metadata.get("location", "")),
             )  # fmt: skip
             self._by_id[passage.id] = citation
         for span in highlights:

@@ -19,6 +19,8 @@ class Citation:
         chunk_id: The passage's stable id ``<source-id>:<n>``.
         highlights: Spans (same coordinates) of the sentences that support the answer.
         focus: Spans of the asked-for number, date or name inside those sentences.
+        location: Where the passage is in its document, for people: "page 3" (PDF) or the heading
+            of its section; empty when the loader knows neither.
 
     """
 
@@ -31,6 +33,7 @@ class Citation:
     chunk_id: str = ""
     highlights: list[tuple[int, int]] = field(default_factory=list)
     focus: list[tuple[int, int]] = field(default_factory=list)
+    location: str = ""
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -44,6 +47,7 @@ class Citation:
             "chunk_id": self.chunk_id,
             "highlights": [list(h) for h in self.highlights],
             "focus": [list(f) for f in self.focus],
+            "location": self.location,
         }
 
 

@@ -5,6 +5,9 @@ Settings come from ASSISTANT_* variables or .env; the index is built on first ru
 
 from assistant.api.server import serve
 from assistant.config import Settings
+from assistant.logs import setup_logging
 
 if __name__ == "__main__":
-    serve(Settings())
+    settings = Settings()
+    setup_logging(settings.log)
+    serve(settings)

@@ -184,8 +184,10 @@ def _positive_int(value: str) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the chat UI, the HTTP API and the widget."""
     from assistant.api.server import serve
+    from assistant.logs import setup_logging
 
     settings = _settings(args)
+    setup_logging(settings.log)
     if args.host:
         settings.server.host = args.host
     if args.port:
@@ -314,11 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    import bm25s  # noqa: F401 - it sets its own logger to DEBUG on import; import first, then quieten it
-
-    for noisy in ("bm25s", "chromadb", "sentence_transformers", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Warnings and errors only, held at the handler: bm25s sets its own logger to DEBUG when it is imported.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Bumped whenever chunk boundaries or chunk metadata change, so old indexes are not reused.
-SPLITTER_VERSION = "6"
+SPLITTER_VERSION = "7"  # 7: PDF lines reflowed; passages keep their page or section
 #: Bumped whenever what the store keeps per passage changes.
 STORE_LAYOUT = "2"
 
@@ -175,6 +175,19 @@ class SecuritySettings(_Section):
     )
 
 
+class LogSettings(_Section):
+    """Log lines of a served assistant (``assistant serve``, ``python app.py``)."""
+
+    format: Literal["json", "plain"] = Field(
+        "json",
+        description="'json': one JSON object per line (time, level, logger, message, request_id, fields) for a "
+        "log collector; 'plain': text for a terminal. Either way each line names the HTTP request it belongs to.",
+    )
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Lowest level written; INFO gives one line per HTTP request (never its body or keys)."
+    )
+
+
 class Settings(BaseSettings):
     """All settings of the assistant."""
 
@@ -197,6 +210,7 @@ class Settings(BaseSettings):
     chroma: ChromaSettings = Field(default_factory=ChromaSettings, description="Vector store.")
     server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP server.")
     security: SecuritySettings = Field(default_factory=SecuritySettings, description="Access.")
+    log: LogSettings = Field(default_factory=LogSettings, description="Server log lines.")
 
     # Flat aliases for the settings deployments and evaluation scripts set most often.
     sources_dir: Path | None = Field(None, description="Alias of paths.sources_dir.")

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 
 from assistant.api.security import AccessError, AccessPolicy
+from assistant.logs import new_request_id, request_id
 
 log = logging.getLogger(__name__)
+#: One line per request, on a logger of its own so a deployment can route or silence it.
+access_log = logging.getLogger("assistant.access")
 
 #: Gradio routes the UI does not need: it has no file or media components, so nothing is uploaded, served
 #: from disk or proxied, and the development, monitoring and run-history pages stay off.
@@ -61,8 +65,11 @@ class BodyTooLargeError(Exception):
 
 
 class RequestGuard:
-    """The outermost layer: bounds request bodies, marks every response, hides every traceback.
+    """The outermost layer: names each request, bounds request bodies, marks every response, hides every traceback.
 
+    * Each request gets an id (the client's ``X-Request-ID`` when it is a sane one), set in
+      :data:`assistant.logs.request_id` for every line logged while it is served, echoed in the response's
+      ``X-Request-ID`` and logged once at INFO with method, path (no query string), status and duration.
     * A declared ``Content-Length`` over the limit is refused before the body is read; without one (chunked
       bodies) the bytes are counted as the app reads them and the request ends with 413 as soon as the
       count passes the limit, whatever the route does with the error.
@@ -84,6 +91,30 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        rid = new_request_id(incoming)
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+
+        async def named_send(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                message = {**message, "headers": [*headers, (b"x-request-id", rid.encode("latin-1"))]}
+            await send(message)
+
+        try:
+            await self._guarded(scope, receive, named_send)
+        finally:
+            access_log.info(
+                "request", extra={"method": scope["method"], "path": scope["path"], "status": status,
+                                  "duration_ms": round((time.perf_counter() - started) * 1000, 1)},
+            )  # fmt: skip
+            request_id.reset(token)
+
+    async def _guarded(self, scope, receive, send) -> None:
         request_headers = dict(scope["headers"])
         origin = request_headers.get(b"origin", b"").decode("latin-1")
         # Our own answers skip the CORS layer, so they carry its header themselves.

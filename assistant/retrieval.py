@@ -198,7 +198,8 @@ class Corpus:
         """The passage with this id."""
         i = self.row[pid]
         meta = self.metas[i]
-        extra = json.loads(meta.get("extra") or "{}")
+        # The passage's own location wins over a front-matter field of that name, which names no passage.
+        extra = {**json.loads(meta.get("extra") or "{}"), "location": meta.get("location", "")}
         return Passage(
             id=pid, source=meta["source"], title=meta.get("title", ""), text=self.texts[i],
             start=int(meta["start"]), end=int(meta["end"]), source_hash=meta["source_hash"],

@@ -222,11 +222,12 @@ class PassageStore:
         """Store a new version of one source, then remove what is left of its previous version.
 
         ``passages`` items have ``id, text, start, end, n, spans`` (``spans``: the sentences' character
-        spans); ``sentence_vectors[i]`` holds passage ``i``'s sentence vectors. Companion records are
-        keyed by passage id and content hash, so a new version never overwrites the one readers may still
-        use, and they are written first: until the last passage is written the source counts as
-        incomplete and readers ignore it. ``previous=False`` (a source never indexed) skips the clean-up
-        query, which costs tens of milliseconds per source on a large index.
+        spans) and optionally ``location`` (page or section, for people); ``sentence_vectors[i]`` holds
+        passage ``i``'s sentence vectors. Companion records are keyed by passage id and content hash, so a
+        new version never overwrites the one readers may still use, and they are written first: until the
+        last passage is written the source counts as incomplete and readers ignore it. ``previous=False``
+        (a source never indexed) skips the clean-up query, which costs tens of milliseconds per source on a
+        large index.
         """
         self._announce_change()
         common = {"source": source, "source_hash": digest}
@@ -249,10 +250,11 @@ class PassageStore:
                 documents=[p["text"] for p in batch],
                 embeddings=passage_vectors[i : i + len(batch)],
                 metadatas=[
-                    {**meta, "n": p["n"], "start": p["start"], "end": p["end"], "sentences": len(p["spans"])}
+                    {**meta, "n": p["n"], "start": p["start"], "end": p["end"], "sentences": len(p["spans"]),
+                     "location": p.get("location", "")}
                     for p in batch
                 ],
-            )
+            )  # fmt: skip
         if previous:
             stale = {"$and": [{"source": source}, {"source_hash": {"$ne": digest}}]}
             self.passages.delete(where=stale)

@@ -26,6 +26,8 @@ class Chunk:
         start: Offset of the passage's first character in the source file's text.
         end: Offset one past its last character.
         sentences: The passage's sentences with offsets in the same coordinates.
+        location: Where the passage is, for people: "page 3", "pages 3–4" (PDF) or the heading of the
+            section it starts in (Markdown, HTML, Word); empty when the source has neither.
 
     """
 
@@ -36,6 +38,7 @@ class Chunk:
     start: int
     end: int
     sentences: list[Span]
+    location: str = ""
 
 
 def make_splitter(settings: ChunkingSettings) -> RecursiveCharacterTextSplitter:
@@ -104,6 +107,7 @@ def chunk_document(source_id: str, document: SourceDocument, settings: ChunkingS
                 start=start,
                 end=start + len(text),
                 sentences=sentences(text, offset=start),
+                location=document.location(local_start, local_start + len(text)),
             )
         )
     return chunks

@@ -3,10 +3,14 @@
 Offsets: for ``.txt`` and ``.md`` the text is the file itself (front matter excluded), and
 ``body_offset`` says where it starts, so a citation's ``start``/``end`` index the file's own characters.
 For ``.html``, ``.pdf`` and ``.docx`` the offsets index the extracted text (``body_offset`` is 0).
+
+Each loader also says where things are, for people: the offset where each PDF page starts, and the
+section headings of Markdown, HTML and Word files, so a passage can be cited as "page 3" or by its section.
 """
 
 from __future__ import annotations
 
+import bisect
 import io
 import re
 from collections.abc import Callable
@@ -28,6 +32,8 @@ class SourceDocument:
         body_offset: Where ``text`` starts in the decoded file (non-zero after front matter).
         header: The front matter's YAML text and its offset in the file, when there is one.
         metadata: Extra fields such as outlet, author and date.
+        pages: ``(offset in text, page number)`` where each page with text starts (PDF only).
+        headings: ``(offset in text, heading)`` of each section heading, in reading order.
 
     """
 
@@ -36,6 +42,22 @@ class SourceDocument:
     body_offset: int = 0
     header: tuple[str, int] | None = None
     metadata: dict[str, str | list[str]] = field(default_factory=dict)
+    pages: list[tuple[int, int]] = field(default_factory=list)
+    headings: list[tuple[int, str]] = field(default_factory=list)
+
+    def location(self, start: int, end: int) -> str:
+        """Where ``text[start:end]`` is, for people: "page 3", "pages 3–4", or its section's heading.
+
+        The section is the one the passage starts in: the nearest heading at or above ``start``. Empty
+        when the document has neither pages nor a heading above the passage.
+        """
+        if self.pages:
+            offsets = [offset for offset, _ in self.pages]
+            first = self.pages[max(0, bisect.bisect_right(offsets, start) - 1)][1]
+            last = self.pages[max(0, bisect.bisect_right(offsets, max(start, end - 1)) - 1)][1]
+            return f"page {first}" if first == last else f"pages {first}–{last}"
+        i = bisect.bisect_right([offset for offset, _ in self.headings], start) - 1
+        return self.headings[i][1] if i >= 0 else ""
 
 
 def _decode(data: bytes, name: str) -> str:
@@ -70,6 +92,39 @@ def _meta_value(value: object) -> str | list[str]:
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 _MD_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+# CommonMark's ATX ("## Leave") and setext (a line underlined with === or ---) headings, and code fences.
+_MD_ATX = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
+_MD_SETEXT_LINE = re.compile(r"^ {0,3}(?:=+|-+)[ \t]*$")
+_MD_FENCE = re.compile(r"^ {0,3}(?:```|~~~)")
+_MD_NOT_PARAGRAPH = re.compile(r"^ {0,3}(?:[-*+][ \t]|\d{1,9}[.)][ \t]|>|\|)")  # list items, quotes, tables
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_MD_EMPHASIS = re.compile(r"\*\*|__|`|(?<!\w)[*_]|[*_](?!\w)")
+
+
+def _markdown_headings(body: str) -> list[tuple[int, str]]:
+    """``(offset, heading)`` of the ATX and setext headings of a Markdown body, outside code fences."""
+    headings: list[tuple[int, str]] = []
+    offset, in_fence = 0, False
+    previous: tuple[int, str] | None = None  # the last line, while it could be a setext heading's text
+    for line in body.splitlines(keepends=True):
+        content = line.rstrip("\r\n")
+        if _MD_FENCE.match(content):
+            in_fence, previous = not in_fence, None
+        elif not in_fence:
+            atx = _MD_ATX.match(content)
+            if atx:
+                headings.append((offset, atx.group(1)))
+                previous = None
+            elif previous is not None and _MD_SETEXT_LINE.match(content):
+                headings.append(previous)
+                previous = None
+            elif content.strip() and not _MD_NOT_PARAGRAPH.match(content):
+                previous = (offset + len(content) - len(content.lstrip()), content.strip())
+            else:
+                previous = None
+        offset += len(line)
+    cleaned = [(at, " ".join(_MD_EMPHASIS.sub("", _MD_LINK.sub(r"\1", text)).split())) for at, text in headings]
+    return [(at, text) for at, text in cleaned if text]
 
 
 def load_markdown(path: Path, data: bytes) -> SourceDocument:
@@ -92,7 +147,8 @@ def load_markdown(path: Path, data: bytes) -> SourceDocument:
     heading = _MD_HEADING.search(body)
     title = str(metadata.pop("title", "") or "") or (heading.group(1) if heading else _title_from_name(path))
     header = (match.group(1), match.start(1)) if match else None
-    return SourceDocument(text=body, title=title, body_offset=body_offset, metadata=metadata, header=header)
+    return SourceDocument(text=body, title=title, body_offset=body_offset, metadata=metadata, header=header,
+                          headings=_markdown_headings(body))  # fmt: skip
 
 
 _BLOCK_TAGS = [
@@ -114,6 +170,7 @@ _BLOCK_TAGS = [
     "figcaption",
 ]
 _IS_BLOCK = " or ".join(f"self::{tag}" for tag in _BLOCK_TAGS)
+_HTML_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 
@@ -133,13 +190,74 @@ def load_html(path: Path, data: bytes) -> SourceDocument:
     if not title:
         heading = root.find(".//h1")
         title = " ".join(heading.text_content().split()) if heading is not None else ""
-    blocks = [" ".join(el.text_content().split()) for el in root.xpath(f"//*[{_IS_BLOCK}][not(.//*[{_IS_BLOCK}])]")]
-    if not any(blocks):
-        blocks = [" ".join(root.text_content().split())]
-    body_text = "\n".join(b for b in blocks if b)
+    blocks = [(" ".join(el.text_content().split()), el.tag in _HTML_HEADINGS)
+              for el in root.xpath(f"//*[{_IS_BLOCK}][not(.//*[{_IS_BLOCK}])]")]  # fmt: skip
+    if not any(text for text, _ in blocks):
+        blocks = [(" ".join(root.text_content().split()), False)]
+    body_text, headings = _lines_with_headings(blocks)
     if not body_text.strip():
         raise SourceError(f"{path.name}: the HTML page has no visible text")
-    return SourceDocument(text=body_text, title=title or _title_from_name(path))
+    return SourceDocument(text=body_text, title=title or _title_from_name(path), headings=headings)
+
+
+def _lines_with_headings(blocks: list[tuple[str, bool]]) -> tuple[str, list[tuple[int, str]]]:
+    """Join ``(text, is_heading)`` blocks one per line; return the text and where its headings start."""
+    lines: list[str] = []
+    headings: list[tuple[int, str]] = []
+    offset = 0
+    for text, is_heading in blocks:
+        if not text:
+            continue
+        if is_heading:
+            headings.append((offset, text))
+        lines.append(text)
+        offset += len(text) + 1
+    return "\n".join(lines), headings
+
+
+# PDF lines: a list item or numbered heading ("3.", "2.1", "a)", "•") starts a line of its own; a word
+# broken at a line end with a hyphen (ASCII, soft or Unicode hyphen) and continued in lower case is joined.
+_PDF_LINE_START = re.compile(
+    r"^(?:[-–—•▪◦·*]\s|\(?\d{1,3}(?:\.\d{1,3})*[.)]?\s+\S|\(?[A-Za-z][.)]\s|[IVXLC]{1,5}[.)]\s)"
+)
+_PDF_NUMBERED_HEADING = re.compile(r"^(?:\d{1,3}(?:\.\d{1,3})*\.?|[A-Z]\.|[IVXLC]{1,5}\.)\s+[^\W\d_]")
+_PDF_BROKEN_WORD = re.compile(r"(?<=[^\W\d_])[-\u00ad\u2010]$")
+#: A line at least this share of the page's longest line is taken to be wrapped, not ended.
+_PDF_WRAPPED = 0.6
+
+
+def _reflow_pdf_page(raw: str) -> str:
+    """One page's extracted text with wrapped lines joined and headings and list items kept on their own.
+
+    pypdf gives one line per printed line, and a line break ends a sentence for the splitter, so a sentence
+    wrapped over two lines would be cut in two and a hyphenated word ("manage-/ment") split. A line is joined
+    to the one before when that one is wrapped (nearly as long as the page's longest line, or ending in a
+    broken word) and this one does not start a list item or a numbered heading; short lines such as headings
+    stay lines, and a numbered heading also gets a blank line before it, so passages break at sections.
+    A compound broken exactly at its own hyphen ("part-/time") loses the hyphen: the two cannot be told apart.
+    """
+    lines = [" ".join(line.split()) for line in raw.splitlines()]
+    width = max((len(line) for line in lines), default=0)
+    out: list[str] = []
+    previous = ""
+    for line in lines:
+        if not line:
+            if out and out[-1]:
+                out.append("")
+            previous = ""
+            continue
+        starts_block = bool(_PDF_LINE_START.match(line))
+        broken = bool(previous) and _PDF_BROKEN_WORD.search(previous) is not None and line[0].islower()
+        if broken:
+            out[-1] = out[-1][:-1] + line
+        elif previous and not starts_block and len(previous) >= _PDF_WRAPPED * width:
+            out[-1] = f"{out[-1]} {line}"
+        else:
+            if out and out[-1] and _PDF_NUMBERED_HEADING.match(line) and len(line) < _PDF_WRAPPED * width:
+                out.append("")
+            out.append(line)
+        previous = line
+    return "\n".join(out).strip()
 
 
 def load_pdf(path: Path, data: bytes) -> SourceDocument:
@@ -149,14 +267,22 @@ def load_pdf(path: Path, data: bytes) -> SourceDocument:
 
     try:
         reader = PdfReader(io.BytesIO(data))
-        pages = [page.extract_text() or "" for page in reader.pages]
+        pages = [_reflow_pdf_page(page.extract_text() or "") for page in reader.pages]
         info_title = (reader.metadata.title if reader.metadata else None) or ""
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
         raise SourceError(f"{path.name}: cannot read this PDF ({exc.__class__.__name__})") from None
-    text = "\n\n".join(p.strip() for p in pages if p.strip())
+    parts: list[str] = []
+    starts: list[tuple[int, int]] = []
+    offset = 0
+    for number, page in enumerate(pages, start=1):
+        if page:  # pages without text (scans, blank pages) keep their numbers but add nothing
+            starts.append((offset, number))
+            parts.append(page)
+            offset += len(page) + 2
+    text = "\n\n".join(parts)
     if not text:
         raise SourceError(f"{path.name}: the PDF has no text layer (scanned images are not read)")
-    return SourceDocument(text=text, title=info_title.strip() or _title_from_name(path))
+    return SourceDocument(text=text, title=info_title.strip() or _title_from_name(path), pages=starts)
 
 
 def load_docx(path: Path, data: bytes) -> SourceDocument:
@@ -170,14 +296,20 @@ def load_docx(path: Path, data: bytes) -> SourceDocument:
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
         raise SourceError(f"{path.name}: cannot read this Word file ({exc.__class__.__name__})") from None
     paragraphs = [p for p in document.paragraphs if p.text.strip()]
-    text = "\n".join(p.text.strip() for p in paragraphs)
+    blocks = [(p.text.strip(), _is_docx_heading(p)) for p in paragraphs]
+    text, headings = _lines_with_headings(blocks)
     if not text:
         raise SourceError(f"{path.name}: the Word document has no text")
     title = (document.core_properties.title or "").strip()
     if not title:
-        heading = next((p.text for p in paragraphs if p.style.name.lower().startswith(("title", "heading"))), "")
-        title = heading.strip()
-    return SourceDocument(text=text, title=title or _title_from_name(path))
+        title = next((block for block, heading in blocks if heading), "")
+    return SourceDocument(text=text, title=title or _title_from_name(path), headings=headings)
+
+
+def _is_docx_heading(paragraph: object) -> bool:
+    style = getattr(paragraph, "style", None)
+    name = (getattr(style, "name", None) or "").lower()
+    return name.startswith(("title", "heading"))
 
 
 LOADERS: dict[str, Callable[[Path, bytes], SourceDocument]] = {

@@ -127,7 +127,7 @@ def _write_batch(batch: list[_Pending], store: PassageStore, embedder: SentenceE
             passage_vectors[ci] = mean / (np.linalg.norm(mean) or 1.0)
             sentence_vectors.append(own)
         passages = [
-            {"id": c.id, "text": c.text, "start": c.start, "end": c.end, "n": c.n,
+            {"id": c.id, "text": c.text, "start": c.start, "end": c.end, "n": c.n, "location": c.location,
              "spans": [[s.start, s.end] for s in c.sentences]}
             for c in item.chunks
         ]  # fmt: skip

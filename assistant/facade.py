@@ -27,6 +27,8 @@ from assistant.ingest.documents import (
     check_document,
     document_id,
     document_rows,
+    max_file_bytes,
+    read_source_file,
     write_document,
 )
 from assistant.ingest.pipeline import IngestReport, discover, ingest
@@ -171,6 +173,24 @@ class Assistant:
         with self._lock:
             indexed = dict(self.corpus.sources)
         return document_rows(folder, files, reasons, indexed, self._indexed_times().note(indexed))
+
+    def source_file(self, source: str) -> bytes:
+        """The bytes of an indexed source's file, to be read as it is (the HTTP API's "open document").
+
+        Only sources the index holds now are served, and only from inside the sources folder; the bytes are
+        the file's current content (a file edited since is served as edited, and re-indexed by the watcher).
+
+        Raises:
+            DocumentNotFoundError: ``source`` is not indexed, or its file is gone or leads out of the folder.
+            SourceError: The file grew past ``chunking.max_file_mb``.
+
+        """
+        self.refresh_if_changed()
+        with self._lock:
+            indexed = source in self.corpus.sources
+        if not indexed:
+            raise DocumentNotFoundError(f"no indexed source named {source!r}; GET /api/sources lists them")
+        return read_source_file(self.settings.paths.sources_dir, source, max_file_bytes(self.settings))
 
     def add_document(self, name: str, data: bytes) -> tuple[dict, bool]:
         """Check a document by ingest's rules, write it into the sources folder atomically and index it.

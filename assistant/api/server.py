@@ -28,6 +28,7 @@ from assistant.answer.types import Answer
 from assistant.api.documents import BodyLimits, admin_only, documents_router, upload_limit
 from assistant.api.middleware import AccessControl
 from assistant.api.security import SECURITY_HEADERS, AccessError, AccessPolicy
+from assistant.api.sources import source_url, sources_router
 from assistant.config import Settings, split_csv
 from assistant.errors import AssistantError, InputError
 from assistant.facade import Assistant
@@ -125,6 +126,14 @@ def _stream_pieces(answer: Answer) -> Iterator[str]:
         yield piece if i == len(pieces) - 1 else piece + " "
 
 
+def _answer_json(answer: Answer) -> dict:
+    """``Answer.to_dict()``, each citation with ``open_url``: where ``GET /api/sources/...`` serves its file."""
+    data = answer.to_dict()
+    for citation in data["citations"]:
+        citation["open_url"] = source_url(citation["source"])
+    return data
+
+
 def _openai_messages(body: ChatRequest) -> tuple[str, list[dict]]:
     turns = []
     for m in body.messages:
@@ -210,10 +219,10 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
 
     @app.post("/api/ask", tags=["api"])
     async def ask(body: AskRequest) -> dict:
-        """Answer a question; the response is exactly ``Answer.to_dict()``."""
+        """Answer a question: ``Answer.to_dict()``, each citation with the ``open_url`` of its document."""
         history = [m.model_dump() for m in body.history] if body.history else None
         answer = await run_in_threadpool(assistant.ask, body.question, history)
-        return answer.to_dict()
+        return _answer_json(answer)
 
     @app.post("/api/ask/stream", tags=["api"])
     async def ask_stream(body: AskRequest) -> EventSourceResponse:
@@ -224,7 +233,7 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
         async def events():
             for piece in _stream_pieces(answer):
                 yield {"event": "token", "data": json.dumps({"text": piece})}
-            yield {"event": "done", "data": json.dumps(answer.to_dict())}
+            yield {"event": "done", "data": json.dumps(_answer_json(answer))}
 
         return EventSourceResponse(events(), ping=15)
 
@@ -255,6 +264,7 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
         return Response(export_feedback(entries, fmt), media_type=media, headers={"Content-Disposition": disposition})
 
     app.include_router(documents_router(assistant, policy))
+    app.include_router(sources_router(assistant, frame_policy=headers["Content-Security-Policy"]))
 
     @app.get("/v1/models", tags=["openai"])
     def models() -> dict:
@@ -266,7 +276,7 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
         """OpenAI-compatible chat. Extra fields ``citations`` and ``refused`` carry the grounding."""
         question, history = _openai_messages(body)
         answer = await run_in_threadpool(assistant.ask, question, history)
-        data = answer.to_dict()
+        data = _answer_json(answer)
         ident, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if not body.stream:
             return {
@@ -320,7 +330,7 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
 
         ui = build_ui(assistant, feedback, documents=policy.admin_enabled)
         app = gr.mount_gradio_app(
-            app, ui, path="/", footer_links=["api"], run_history=False, max_file_size=0, show_error=False,
+            app, ui, path="/", footer_links=["api"], run_history=False, max_file_size=0, show_error=False, css=ui.css,
             # The UI neither takes nor makes files: no path on this machine is one gradio may copy or serve.
             blocked_paths=[os.path.abspath(os.sep)],
             # With keys configured the UI asks for one (any user name, a key as password), as the API does.

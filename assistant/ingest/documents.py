@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 import unicodedata
@@ -93,6 +94,40 @@ def document_id(name: str) -> str:
     for part in parts:
         _reject_path(part)
     return name
+
+
+def read_source_file(folder: Path, source: str, max_bytes: int) -> bytes:
+    """The bytes of the file of an indexed source, for reading it as it is ("open document").
+
+    The caller has checked that ``source`` is indexed; this checks the path anyway, as ingest does: a
+    name that is absolute, climbs with ``..`` or is hidden, a link that leads out of the sources folder,
+    and anything but a regular file are not found.
+
+    Raises:
+        DocumentNotFoundError: No regular file of that name inside the sources folder.
+        SourceError: The file grew past ``max_bytes`` since it was indexed.
+
+    """
+    missing = DocumentNotFoundError(f"no indexed source named {source!r}; GET /api/sources lists them")
+    try:
+        document_id(source)
+        resolved = (folder / source).resolve(strict=True)
+    except (InputError, OSError, RuntimeError):
+        raise missing from None
+    if not resolved.is_relative_to(folder.resolve()):
+        raise missing
+    try:  # the resolved path holds no link; O_NOFOLLOW keeps one swapped in since from being followed
+        handle = os.open(resolved, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        raise missing from None
+    if not stat.S_ISREG(os.fstat(handle).st_mode):  # a folder, a device, a pipe
+        os.close(handle)
+        raise missing
+    with os.fdopen(handle, "rb") as file:
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise SourceError(f"{source}: larger than the {max_bytes / 2**20:g} MB limit (chunking.max_file_mb)")
+    return data
 
 
 def content_digest(data: bytes) -> str:

@@ -21,8 +21,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "SAMEORIGIN",
 }
-#: Routes the widget's public key may call.
-CHAT_ROUTES = frozenset({"/api/ask", "/api/ask/stream", "/api/widget/config"})
+#: Routes the widget's public key may call: asking, its settings, and its thumbs (feedback, POST only).
+CHAT_ROUTES = frozenset({"/api/ask", "/api/ask/stream", "/api/widget/config", "/api/widget/feedback"})
 #: Routes (and everything below them, every method) that only an admin key may call.
 ADMIN_ROUTES = ("/api/documents",)
 #: What the admin routes answer on a server without admin keys.

@@ -246,6 +246,7 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
                 "examples": example_questions(assistant)}  # fmt: skip
 
     @app.post("/api/feedback", tags=["api"])
+    @app.post("/api/widget/feedback", tags=["widget"])  # the same, on a path the widget's public key may call
     def post_feedback(body: FeedbackRequest) -> dict:
         """Store a thumbs up/down with the question, answer and citations."""
         feedback.record(**body.model_dump())

@@ -215,12 +215,12 @@ def _lines_with_headings(blocks: list[tuple[str, bool]]) -> tuple[str, list[tupl
     return "\n".join(lines), headings
 
 
-# PDF lines: a list item or numbered heading ("3.", "2.1", "a)", "•") starts a line of its own; a word
+# PDF lines: a list item or numbered heading ("3.", "2.1", "a)", "•") starts a line of its own, unless a
+# lower-case word follows the number ("3.2 of the policy", "20 staff" continue a wrapped sentence); a word
 # broken at a line end with a hyphen (ASCII, soft or Unicode hyphen) and continued in lower case is joined.
-_PDF_LINE_START = re.compile(
-    r"^(?:[-–—•▪◦·*]\s|\(?\d{1,3}(?:\.\d{1,3})*[.)]?\s+\S|\(?[A-Za-z][.)]\s|[IVXLC]{1,5}[.)]\s)"
-)
-_PDF_NUMBERED_HEADING = re.compile(r"^(?:\d{1,3}(?:\.\d{1,3})*\.?|[A-Z]\.|[IVXLC]{1,5}\.)\s+[^\W\d_]")
+_PDF_NUMBER = r"(?:\(?\d{1,3}[.)]|\d{1,3}(?:\.\d{1,3})+\.?|\(?[A-Za-z][.)]|[IVXLC]{1,5}[.)])\s+(?![a-z])"
+_PDF_LINE_START = re.compile(rf"^(?:[-–—•▪◦·*]\s|{_PDF_NUMBER}\S)")
+_PDF_NUMBERED_HEADING = re.compile(rf"^{_PDF_NUMBER}[^\W\d_]")
 _PDF_BROKEN_WORD = re.compile(r"(?<=[^\W\d_])[-\u00ad\u2010]$")
 #: A line at least this share of the page's longest line is taken to be wrapped, not ended.
 _PDF_WRAPPED = 0.6

@@ -82,6 +82,19 @@ def test_pdf_passages_name_their_page_or_pages():
     assert spanning[-1].location == "pages 1–3", "a passage over a page break names both pages"
 
 
+def test_a_number_inside_a_wrapped_sentence_is_no_heading():
+    page = [
+        (BODY, "Requests for unpaid leave are handled as described in the rules of section"),
+        (BODY, "3.2 of the staff policy, and the department hired"),
+        (BODY, "20 staff members in March."),
+    ]
+    text = load_source(Path("wrapped.pdf"), pdf_bytes([page])).text
+    assert text == (
+        "Requests for unpaid leave are handled as described in the rules of section 3.2 of the staff policy, "
+        "and the department hired 20 staff members in March."
+    )
+
+
 def test_a_short_last_line_ends_its_paragraph():
     page = [
         (BODY, "Parking permits are issued at the facilities desk in building C on weekdays."),

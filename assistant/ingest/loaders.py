@@ -231,7 +231,7 @@ def _reflow_pdf_page(raw: str) -> str:
 
     pypdf gives one line per printed line, and a line break ends a sentence for the splitter, so a sentence
     wrapped over two lines would be cut in two and a hyphenated word ("manage-/ment") split. A line is joined
-    to the one before when that one is wrapped (nearly as long as the page's longest line, or ending in a
+    to the one before when that one is wrapped (at least 60% as long as the page's longest line, or ending in a
     broken word) and this one does not start a list item or a numbered heading; short lines such as headings
     stay lines, and a numbered heading also gets a blank line before it, so passages break at sections.
     A compound broken exactly at its own hyphen ("part-/time") loses the hyphen: the two cannot be told apart.

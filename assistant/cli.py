@@ -2,6 +2,10 @@
 
 Human-readable text by default, ``--json`` for programs. Errors are one line on stderr with a
 non-zero exit code (2 for bad input, 1 for anything else), never a traceback.
+
+Each command imports what it needs when it runs, so ``--help`` loads neither pydantic nor numpy, and
+``assistant ask`` answered by a running server loads the settings and an HTTP client only (no Chroma,
+BM25, ONNX Runtime or web framework); a test holds both.
 """
 
 from __future__ import annotations
@@ -11,14 +15,19 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from assistant.config import Settings, split_csv
 from assistant.errors import AssistantError, InputError, SourceError
+
+if TYPE_CHECKING:
+    from assistant.config import Settings
 
 EXIT_USER_ERROR = 2
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from assistant.config import Settings
+
     overrides: dict = {}
     if getattr(args, "sources", None):
         overrides["sources_dir"] = args.sources
@@ -94,6 +103,8 @@ def _ask_server(settings: Settings, question: str, history: list | None) -> dict
 
     """
     import httpx
+
+    from assistant.config import split_csv
 
     url = f"{settings.server.url.rstrip('/')}/api/ask"
     keys = split_csv(settings.security.api_keys)

@@ -221,6 +221,10 @@ def build_ui(assistant: Assistant, feedback: FeedbackLog, *, documents: bool = F
         def start_new():
             return [], EMPTY, None, None, gr.update(visible=False)
 
+        def cleared():
+            # The chatbot's own clear button: a new conversation, and none is open in the browser's list.
+            return *start_new(), None
+
         def refresh() -> tuple[str, str]:
             return landing_hint(assistant), sources_list(assistant.sources())
 
@@ -239,6 +243,7 @@ def build_ui(assistant: Assistant, feedback: FeedbackLog, *, documents: bool = F
         opened = [chatbot, cards, conversation, rated, comment_row]
         panel.open(reopen, None, opened, api_visibility="private")
         panel.new(start_new, None, opened, api_visibility="private")
+        chatbot.clear(cleared, None, [*opened, panel], api_visibility="private")
         # The sources folder is followed while serving: the list and the hint are read again when the page
         # loads, when the list is opened, and after the Documents tab changed something.
         ui.load(refresh, None, [hint, listed], api_visibility="private")

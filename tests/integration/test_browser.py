@@ -1,7 +1,11 @@
-"""The widget and the UI in a real headless Chromium (Debian's package, driven by Playwright)."""
+"""The widget and the UI in a real headless Chromium (Debian's package, driven by Playwright).
+
+With ``ASSISTANT_SCREENSHOTS=1`` the tests also write the README's screenshots into ``docs/``.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -18,6 +22,13 @@ FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 ]  # fmt: skip
+
+
+def screenshot(page, name: str) -> None:
+    """Save ``docs/<name>`` when ``ASSISTANT_SCREENSHOTS`` is set (so a test run leaves the tree as it was)."""
+    if os.environ.get("ASSISTANT_SCREENSHOTS"):
+        DOCS.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOCS / name))
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +77,7 @@ def test_widget_on_an_allowed_origin_answers_with_citations(browser, sites):
     text = _ask_widget(page, "Which Xiaomi executive announced the goal of 10,000 stores?")
     assert "Lu Weibing" in text and "[1]" in text
     assert page.locator("#assistant-widget >> mark").count() >= 1
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / "widget.png"))
+    screenshot(page, "widget.png")
     assert external == [], f"the widget made third-party requests: {external}"
     page.close()
 
@@ -100,7 +110,7 @@ def test_chat_ui_shows_the_answer_and_source_cards(browser, sites):
     page.wait_for_selector(".source-card mark", timeout=30_000)
     assert "28,000" in page.inner_text(".source-card")
     page.wait_for_timeout(500)
-    page.screenshot(path=str(DOCS / "ui.png"))
+    screenshot(page, "ui.png")
     page.close()
 
 

@@ -225,8 +225,15 @@ def cmd_feedback_export(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Measure ingest and ask on growing corpora against the naive LangChain pipeline."""
-    from assistant.bench import run
+    from assistant.bench import restart, run
 
+    if args.restart:
+        settings = _settings(args)
+        figures = restart(settings.paths.sources_dir, settings.paths.index_dir, args.restart)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "restart.json").write_text(json.dumps(figures, indent=2))
+        print(json.dumps(figures))
+        return 0
     targets = [int(s) for s in args.sizes.split(",") if s.strip()] if args.sizes is not None else None
     naive_limit = 0 if args.no_naive else args.naive_up_to
     results = run(
@@ -299,6 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--naive-up-to", type=int, default=None, metavar="N",
         help="run the naive pipeline only on corpora of at most N passages (it takes ~45 min at 100k)",
+    )  # fmt: skip
+    p.add_argument(
+        "--restart", type=_positive_int, metavar="RUNS",
+        help="measure restart to first answer instead: RUNS new 'assistant ask' processes on the index already "
+        "built at --index (from --sources), the first saving BM25 if it is not saved yet; writes restart.json",
     )  # fmt: skip
     p.add_argument("--dev", default="tests/data/dev_qa.jsonl", help="questions for latency and accuracy")
     p.add_argument("--out", default="docs/benchmarks", help="folder for results.json/.md/.png")

@@ -8,6 +8,7 @@ shows the section of the answer a user clicks, or whose ``[n]`` link they follow
 from __future__ import annotations
 
 import html
+import re
 from urllib.parse import quote
 
 from assistant.ui.markdown import card_anchor
@@ -17,12 +18,45 @@ REFUSED = "<div class='refused'>No source passage answers this question, so noth
 NO_SOURCES = "<p class='where'>This answer cites no sources.</p>"
 
 
+#: A PDF citation's location ("page 3", "pages 3–4"): the viewer opens at the first page.
+_PAGE = re.compile(r"^pages? (\d+)")
+#: Text formats are served as plain text, where the browser can find and scroll to a passage.
+_TEXT_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm")
+
+
 def document_url(source: str) -> str:
     """Where the indexed original of ``source`` is served read-only (``GET /api/sources/...``), percent-encoded.
 
     Each path segment of the id is encoded on its own, so a source in a subfolder keeps its folders.
     """
     return "/api/sources/" + quote(source, safe="/")
+
+
+def _fragment_text(words: list[str]) -> str:
+    # A text directive's terms are percent-encoded, "-" and "," included (they separate its parts).
+    return quote(" ".join(words), safe="").replace("-", "%2D")
+
+
+def passage_url(citation: dict) -> str:
+    """The document's URL, pointed at the passage where the browser can.
+
+    A PDF opens at the passage's page; a text file (served as plain text) gets the first supporting sentence
+    as a text fragment (``#:~:text=start,end``), which the browser scrolls to and highlights. The terms are
+    short phrases from one sentence, so that a line break in the file rarely stops the match.
+    """
+    url = document_url(citation["source"])
+    page = _PAGE.match(citation.get("location", ""))
+    if citation["source"].lower().endswith(".pdf"):
+        return f"{url}#page={page[1]}" if page else url
+    if not citation["source"].lower().endswith(_TEXT_SUFFIXES) or not citation.get("highlights"):
+        return url
+    a, b = min(tuple(h) for h in citation["highlights"])
+    words = citation["text"][a - citation["start"] : b - citation["start"]].split()
+    if not words:
+        return url
+    if len(words) <= 8:
+        return f"{url}#:~:text={_fragment_text(words)}"
+    return f"{url}#:~:text={_fragment_text(words[:4])},{_fragment_text(words[-3:])}"
 
 
 def _passage(citation: dict) -> str:
@@ -51,7 +85,7 @@ def card(citation: dict, answer_no: int) -> str:
         f"<summary>[{citation['n']}] {html.escape(citation['title'])}</summary>"
         f"<div class='where'>{html.escape(citation['source'])} · {html.escape(where)}</div>"
         f"<p>{_passage(citation)}</p>"
-        f"<a class='open-doc' href='{html.escape(document_url(citation['source']))}' target='_blank'"
+        f"<a class='open-doc' href='{html.escape(passage_url(citation))}' target='_blank'"
         f" rel='noopener'>Open document</a></details>"
     )
 

@@ -52,7 +52,7 @@ CSS = """
   #main-row{flex-direction:column !important;flex-wrap:nowrap !important;gap:8px}
   #main-row>.column{display:contents !important}
   #chat{order:1;height:44vh !important;max-height:44vh}
-  #sources{order:2;max-height:34vh;overflow-y:auto}
+  #sources{order:2;max-height:34vh;overflow-y:auto !important}
   #hint{order:0}#comment-row{order:3}#ask-row{order:4}#examples{order:5}#conversations{order:6}#indexed{order:7}
 }
 """

@@ -136,7 +136,7 @@ def test_conversations_survive_reload_and_can_be_reopened_renamed_and_deleted(br
 
 
 def test_citations_link_to_the_cards_of_their_own_answer(browser, ui_site):  # noqa: F811
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context = browser.new_context(viewport={"width": 900, "height": 600})
     page = context.new_page()
     page.goto(ui_site + "/")
     ask(page, STORES)
@@ -162,8 +162,16 @@ def test_citations_link_to_the_cards_of_their_own_answer(browser, ui_site):  # n
     where = card.locator(".where").inner_text()
     assert (cited["location"] in where) if cited["location"] else ("characters" in where), where
     href = card.locator("a.open-doc").get_attribute("href")
-    assert href == "/api/sources/xiaomi-overseas-ev-expansion.md"
-    assert "Xiaomi" in httpx.get(ui_site + href, timeout=30).text
+    document, _, passage = href.partition("#:~:text=")
+    assert document == "/api/sources/xiaomi-overseas-ev-expansion.md" and passage.startswith("Reflecting%20this")
+    assert "Lu Weibing" in httpx.get(ui_site + document, timeout=30).text
+    # The document opens in a new tab, scrolled to the passage (the browser finds the text fragment).
+    with context.expect_page() as opened:
+        card.locator("a.open-doc").click()
+    document_page = opened.value
+    document_page.wait_for_load_state()
+    document_page.wait_for_function("window.scrollY > 0", timeout=10_000)
+    assert "Lu Weibing" in document_page.inner_text("body")
     context.close()
 
 

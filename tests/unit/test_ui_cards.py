@@ -30,7 +30,7 @@ def test_cards_escape_source_text_highlight_and_link_the_document():
     html = render_sources(conversation({"citations": [CITATION]}))
     assert "<b>" not in html and "&lt;b&gt;" in html
     assert "<mark>Staff get 25 days.</mark>" in html
-    assert "href='/api/sources/policies/leave%20%3C2026%3E.md'" in html
+    assert "href='/api/sources/policies/leave%20%3C2026%3E.md#" in html
 
 
 def test_every_answer_keeps_its_own_cards_and_the_latest_is_shown():
@@ -69,3 +69,16 @@ def test_a_conversation_from_the_browser_is_checked_and_bounded():
     assert last["text"] == "y" and len(last["citations"]) == 1 and last["citations"][0]["highlights"] == []
     assert from_browser({"id": "../x", "turns": []}) is None and from_browser("nope") is None
     assert for_browser({"id": "a", "title": "", "turns": []}) is None
+
+
+def test_open_document_points_at_the_page_or_the_passage():
+    from assistant.ui.cards import passage_url
+
+    pdf = {**CITATION, "source": "bike-policy.pdf", "location": "pages 3–4"}
+    assert passage_url(pdf) == "/api/sources/bike-policy.pdf#page=3"
+    assert passage_url({**pdf, "location": ""}) == "/api/sources/bike-policy.pdf"
+    long = {**CITATION, "text": "Staff get twenty-five paid days, a year, from the first day on. More.", "end": 169,
+            "highlights": [[100, 164]]}  # fmt: skip
+    assert passage_url(long).endswith(".md#:~:text=Staff%20get%20twenty%2Dfive%20paid,first%20day%20on.")
+    assert passage_url(CITATION).endswith(".md#:~:text=Staff%20get%2025%20days.")
+    assert "#" not in passage_url({**CITATION, "highlights": []})

@@ -132,6 +132,16 @@ def test_conversations_survive_reload_and_can_be_reopened_renamed_and_deleted(br
     # A reopened conversation goes on: the next answer is filed under it, with the earlier turns.
     ask(page, PARIS)
     assert titles(page) == ["Stores and prices"] and stored_turns(page) == 6
+
+    # A second tab adds its own conversation; neither tab's answers overwrite the other's.
+    other = context.new_page()
+    other.goto(ui_site + "/")
+    wait_for_answers(other, 3, "Lu Weibing")
+    other.locator(".conv-new").click()
+    ask(other, PRICE)
+    ask(page, STORES)
+    page.wait_for_timeout(300)
+    assert titles(page) == titles(other) == ["Stores and prices", PRICE]
     context.close()
 
 

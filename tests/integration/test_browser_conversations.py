@@ -121,9 +121,11 @@ def test_conversations_survive_reload_and_can_be_reopened_renamed_and_deleted(br
     page.locator(".conv-list li", has_text=STORES).locator(".conv-rename").click()
     page.locator(".conv-list input").fill("Stores and prices")
     page.locator(".conv-list input").press("Enter")
+    assert titles(page) == [UNKNOWN, "Stores and prices"]
+    page.locator(BOTS).first.locator("a", has_text="[1]").click()
+    screenshot(page, "ui-conversations.png")
     page.locator(".conv-list li", has_text=UNKNOWN).locator(".conv-delete").click()
     assert titles(page) == ["Stores and prices"]
-    screenshot(page, "ui-conversations.png")
 
     page.reload()
     page.wait_for_selector(".conv-list li")

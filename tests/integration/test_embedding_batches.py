@@ -113,7 +113,7 @@ def test_ids_are_cut_and_padded_as_the_tokenizer_did(encoders, monkeypatch):
         expected_ids, expected_mask = earlier.batch_inputs([sample[i] for i in rows])
         feeds = []
         with monkeypatch.context() as patch:
-            patch.setattr(new, "session", Recorder(new.session, feeds))
+            patch.setattr(new, "session", Recorder(new.session, feeds))  # the one-batch session
             new._embed([ids[i] for i in rows])
         (feed,) = feeds
         assert np.array_equal(feed["input_ids"], expected_ids)

@@ -180,6 +180,21 @@ class SecuritySettings(_Section):
         "(/api/documents, the UI's Documents tab) and read feedback (GET /api/feedback), and they work as API "
         "keys too. Empty turns document management off (its routes answer 403; the tab is hidden).",
     )
+    link_secret: str = Field(
+        "",
+        description="Secret (16 characters or more) that signs the short-lived 'Open document' links, which open "
+        "one cited document without an API key. Empty: a random secret per server start, so links die with a "
+        "restart; replicas behind one load balancer need the same value.",
+    )
+    link_lifetime_s: int = Field(
+        3600, ge=1, le=7 * 24 * 3600, description="Seconds a signed 'Open document' link stays valid."
+    )
+
+    @model_validator(mode="after")
+    def _link_secret_long_enough(self) -> SecuritySettings:
+        if 0 < len(self.link_secret) < 16:
+            raise ValueError("security.link_secret must be empty (a random one) or at least 16 characters")
+        return self
 
 
 class LogSettings(_Section):

@@ -175,7 +175,10 @@ class RequestGuard:
 
 
 class AccessControl:
-    """Applies the :class:`AccessPolicy` to the API routes and the UI's action routes; turns off unused ones."""
+    """Applies the :class:`AccessPolicy` to the API routes and the UI's action routes; turns off unused ones.
+
+    API requests are judged by path, method and query string (a signed "Open document" link), never by body.
+    """
 
     def __init__(self, app, policy: AccessPolicy) -> None:
         self.app = app
@@ -191,7 +194,8 @@ class AccessControl:
         try:
             if path.startswith(("/api/", "/v1/")):
                 headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-                self.policy.authorize(path, headers, client)
+                query = scope.get("query_string", b"").decode("latin-1")  # only a signed link reads it
+                self.policy.authorize(path, headers, client, method=scope["method"], query=query)
             elif path.startswith(DISABLED_PREFIXES):
                 await send_error(send, 404, "not available on this server")
                 return

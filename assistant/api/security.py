@@ -1,4 +1,4 @@
-"""Access control: API keys, the widget's public key, rate limits per client, failed-auth throttling.
+"""Access control: API keys, the widget's public key, signed document links, rate limits, failed-auth throttling.
 
 One policy covers every way in (the JSON API, the OpenAI routes and the gradio UI's action routes);
 :mod:`assistant.api.middleware` applies it in the ASGI layer.
@@ -6,13 +6,17 @@ One policy covers every way in (the JSON API, the OpenAI routes and the gradio U
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import math
+import re
+import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from urllib.parse import parse_qs, urlencode
 
 from assistant.config import SecuritySettings, split_csv
 
@@ -27,6 +31,13 @@ CHAT_ROUTES = frozenset({"/api/ask", "/api/ask/stream", "/api/widget/config", "/
 ADMIN_ROUTES = ("/api/documents",)
 #: What the admin routes answer on a server without admin keys.
 ADMIN_OFF = "document management is off on this server; set ASSISTANT_SECURITY__ADMIN_KEYS to enable it"
+
+#: The one route a signed link opens: an indexed document, named by the rest of the path.
+SIGNED_ROUTE = "/api/sources/"
+#: An expiry as a link spells it: Unix seconds in ASCII digits (``str.isdigit`` would take other scripts' digits).
+_EXPIRY = re.compile(r"[0-9]{1,12}")
+#: How far a replica's clock may run behind the one that signed a link before the link looks too long-lived.
+_CLOCK_SKEW_S = 60
 
 
 def is_admin_route(path: str) -> bool:
@@ -93,6 +104,59 @@ class RateLimiter:
         self._next_sweep = now + self.window_s
 
 
+class LinkSigner:
+    """Short-lived signed links that open one cited document without an API key.
+
+    A browser follows an "Open document" link without the ``Authorization`` header the API needs, so each
+    ``open_url`` the server hands out carries an expiry (Unix seconds) and an HMAC-SHA256, keyed by a server
+    secret, over that source id and expiry: ``?exp=1764230000&sig=<base64url>``. The signature names one source
+    and one route (:data:`SIGNED_ROUTE`); a link to any other file or route, a changed expiry and an expired link
+    do not verify. Signatures are compared with :func:`hmac.compare_digest`.
+
+    Args:
+        secret: The signing secret; empty draws a random one, so links die when the process does (replicas
+            behind one load balancer need the same configured secret).
+        lifetime_s: Seconds a link stays valid. A link whose expiry lies further ahead than that (signed
+            before the lifetime was shortened), give or take a minute of clock skew between replicas, is refused.
+        clock: Unix time in seconds (tests pass their own).
+
+    """
+
+    def __init__(self, secret: str = "", lifetime_s: int = 3600, *, clock: Callable[[], float] = time.time) -> None:
+        self._key = secret.encode("utf-8", "surrogatepass") if secret else secrets.token_bytes(32)
+        self.lifetime_s = lifetime_s
+        self._clock = clock
+
+    def signature(self, source: str, expires: int) -> str:
+        """The base64url signature (no padding) of a link to ``source`` that expires at ``expires``."""
+        # The route is part of the message, so a signature made for documents means nothing anywhere else.
+        message = f"{SIGNED_ROUTE}\n{expires}\n{source}".encode("utf-8", "surrogatepass")
+        digest = hmac.new(self._key, message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+    def query(self, source: str) -> str:
+        """The query string (``exp=...&sig=...``) that lets a link open ``source`` for the next ``lifetime_s``."""
+        expires = int(self._clock()) + self.lifetime_s
+        return urlencode({"exp": expires, "sig": self.signature(source, expires)})
+
+    def valid(self, source: str, query: str) -> bool:
+        """Whether ``query`` (the raw query string) signs a link to ``source`` that has not expired.
+
+        The query must hold exactly one ``exp`` and one ``sig`` and nothing else, so a link means one thing.
+        """
+        params = parse_qs(query, keep_blank_values=True)
+        if not source or set(params) != {"exp", "sig"} or any(len(v) != 1 for v in params.values()):
+            return False
+        expires, signature = params["exp"][0], params["sig"][0]
+        if not _EXPIRY.fullmatch(expires):
+            return False
+        expires_at = int(expires)
+        expected = self.signature(source, expires_at)
+        authentic = hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "surrogatepass"))
+        now = self._clock()
+        return authentic and now < expires_at <= now + self.lifetime_s + _CLOCK_SKEW_S
+
+
 def _digest(secret: str | bytes) -> bytes:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass") if isinstance(secret, str) else secret).digest()
 
@@ -112,7 +176,10 @@ class AccessPolicy:
       :meth:`admin_bucket` themselves); they work as API keys elsewhere. An API key or the widget key on an
       admin route gets 403, and without admin keys configured every admin route answers 403 with how to
       turn it on, so an open install never lets a visitor change the documents.
-    * An address that fails authentication ``failed_auth_per_minute`` times gets 429s until a minute has passed.
+    * A signed link (:class:`LinkSigner`, :attr:`links`) opens the one document it names on
+      ``GET /api/sources/<source>`` without a key, counted per client address; it grants nothing else.
+    * An address that fails authentication ``failed_auth_per_minute`` times gets 429s until a minute has passed;
+      a wrong or expired link counts as a failure like a wrong key.
     """
 
     def __init__(self, settings: SecuritySettings) -> None:
@@ -122,6 +189,7 @@ class AccessPolicy:
         self.origins = set(split_csv(settings.allowed_origins))
         self.requests = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
         self.failures = RateLimiter(settings.failed_auth_per_minute)
+        self.links = LinkSigner(settings.link_secret, settings.link_lifetime_s)
 
     @property
     def keys_required(self) -> bool:
@@ -154,8 +222,19 @@ class AccessPolicy:
         header = headers.get("authorization", "")
         return header[7:].strip() if header[:7].lower() == "bearer " else ""
 
-    def authorize(self, path: str, headers: Mapping[str, str], client: str) -> str:
-        """Check an API request's key and rate; return its bucket name or raise :class:`AccessError`."""
+    def authorize(
+        self, path: str, headers: Mapping[str, str], client: str, *, method: str = "GET", query: str = ""
+    ) -> str:
+        """Check an API request's key (or signed link) and rate; return its bucket name or raise :class:`AccessError`.
+
+        Args:
+            path: The request's path, percent-decoded.
+            headers: Its headers, names in lower case.
+            client: The client's address.
+            method: Its HTTP method; only ``GET`` can open a signed link.
+            query: Its raw query string, where a signed link's ``exp`` and ``sig`` are.
+
+        """
         if is_admin_route(path):
             return self.count(self.admin_bucket(headers, client))
         if not self._keys:
@@ -165,11 +244,24 @@ class AccessPolicy:
         key = self._match(digest)
         if key is not None:
             return self.count(f"key:{key.hex()[:32]}")
+        if self.signed_link(method, path, query):
+            return self.count(f"addr:{client}")
         widget = self._widget is not None and hmac.compare_digest(digest, self._widget)
         if widget and path in CHAT_ROUTES and self.origin_allowed(headers.get("origin")):
             return self.count(f"widget:{self._widget.hex()[:16]}:{client}")
         self.failed(client)
         raise AccessError(401, "missing or invalid API key", {"WWW-Authenticate": "Bearer"})
+
+    def signed_link(self, method: str, path: str, query: str) -> bool:
+        """Whether a request is a ``GET`` of :data:`SIGNED_ROUTE` with a valid, unexpired link for that document."""
+        if method != "GET" or not path.startswith(SIGNED_ROUTE) or "sig=" not in query:
+            return False
+        return self.links.valid(path[len(SIGNED_ROUTE) :], query)
+
+    @property
+    def link_signer(self) -> LinkSigner | None:
+        """What signs "Open document" links: :attr:`links` when keys are required; ``None`` (plain links) else."""
+        return self.links if self._keys else None
 
     def admin_bucket(self, headers: Mapping[str, str], client: str) -> str:
         """Check that a request carries an admin key; return its rate bucket (not counted) or raise.

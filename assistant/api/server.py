@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException
 from assistant.answer.types import Answer
 from assistant.api.documents import BodyLimits, admin_only, documents_router, upload_limit
 from assistant.api.middleware import AccessControl
-from assistant.api.security import SECURITY_HEADERS, AccessError, AccessPolicy
+from assistant.api.security import SECURITY_HEADERS, AccessError, AccessPolicy, LinkSigner
 from assistant.api.sources import source_url, sources_router
 from assistant.config import Settings, split_csv
 from assistant.errors import AssistantError, InputError
@@ -126,11 +126,14 @@ def _stream_pieces(answer: Answer) -> Iterator[str]:
         yield piece if i == len(pieces) - 1 else piece + " "
 
 
-def _answer_json(answer: Answer) -> dict:
-    """``Answer.to_dict()``, each citation with ``open_url``: where ``GET /api/sources/...`` serves its file."""
+def _answer_json(answer: Answer, links: LinkSigner | None) -> dict:
+    """``Answer.to_dict()``, each citation with ``open_url``: where ``GET /api/sources/...`` serves its file.
+
+    With keys required the link is signed (``links``), so a browser opens it without a key until it expires.
+    """
     data = answer.to_dict()
     for citation in data["citations"]:
-        citation["open_url"] = source_url(citation["source"])
+        citation["open_url"] = source_url(citation["source"], links)
     return data
 
 
@@ -222,7 +225,7 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
         """Answer a question: ``Answer.to_dict()``, each citation with the ``open_url`` of its document."""
         history = [m.model_dump() for m in body.history] if body.history else None
         answer = await run_in_threadpool(assistant.ask, body.question, history)
-        return _answer_json(answer)
+        return _answer_json(answer, policy.link_signer)
 
     @app.post("/api/ask/stream", tags=["api"])
     async def ask_stream(body: AskRequest) -> EventSourceResponse:
@@ -233,7 +236,7 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
         async def events():
             for piece in _stream_pieces(answer):
                 yield {"event": "token", "data": json.dumps({"text": piece})}
-            yield {"event": "done", "data": json.dumps(_answer_json(answer))}
+            yield {"event": "done", "data": json.dumps(_answer_json(answer, policy.link_signer))}
 
         return EventSourceResponse(events(), ping=15)
 
@@ -277,7 +280,7 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
         """OpenAI-compatible chat. Extra fields ``citations`` and ``refused`` carry the grounding."""
         question, history = _openai_messages(body)
         answer = await run_in_threadpool(assistant.ask, question, history)
-        data = _answer_json(answer)
+        data = _answer_json(answer, policy.link_signer)
         ident, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if not body.stream:
             return {
@@ -329,7 +332,10 @@ def create_app(assistant: Assistant, settings: Settings | None = None, *, with_u
 
         from assistant.ui.chat import build_ui
 
-        ui = build_ui(assistant, feedback, documents=policy.admin_enabled)
+        ui = build_ui(
+            assistant, feedback, documents=policy.admin_enabled,
+            document_link=lambda source: source_url(source, policy.link_signer),
+        )  # fmt: skip
         app = gr.mount_gradio_app(
             app, ui, path="/", footer_links=["api"], run_history=False, max_file_size=0, show_error=False, css=ui.css,
             # The UI neither takes nor makes files: no path on this machine is one gradio may copy or serve.

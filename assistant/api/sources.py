@@ -2,7 +2,9 @@
 
 Only sources the index holds are served, from inside the sources folder (see
 :meth:`~assistant.facade.Assistant.source_file`); the route sits below ``/api/``, so it takes the same API keys
-and rate limits as every other API route. How each type is served:
+and rate limits as every other API route, or a short-lived link signed for that one document (``open_url``,
+see :class:`~assistant.api.security.LinkSigner`), since a browser following a link sends no key. How each type
+is served:
 
 * PDF inline (the browser's viewer) and Word as a download: both are documents a browser does not run;
 * every text format (``.txt``, ``.md``, ``.html``) as ``text/plain; charset=utf-8``, so a stored HTML page is
@@ -20,9 +22,11 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from assistant.api.security import SIGNED_ROUTE, LinkSigner
 from assistant.facade import Assistant
 
-SOURCES_PATH = "/api/sources"
+#: The one route a signed link opens (the access policy checks signatures against it).
+SOURCES_PATH = SIGNED_ROUTE.rstrip("/")
 #: ``(media type, disposition)`` by extension; anything else indexed is text.
 _BINARY = {
     ".pdf": ("application/pdf", "inline"),
@@ -33,9 +37,17 @@ _TEXT = ("text/plain; charset=utf-8", "inline")
 _SANDBOX = "default-src 'none'; sandbox"
 
 
-def source_url(source: str) -> str:
-    """The path that serves ``source``'s file, relative to the server's base URL (each segment percent-encoded)."""
-    return f"{SOURCES_PATH}/{quote(source, safe='/')}"
+def source_url(source: str, links: LinkSigner | None = None) -> str:
+    """The path that serves ``source``'s file, relative to the server's base URL (each segment percent-encoded).
+
+    Args:
+        source: The source id.
+        links: Signs the link (``?exp=...&sig=...``) so a browser opens it without an API key, until it
+            expires; ``None`` (a server without keys) leaves it plain.
+
+    """
+    url = f"{SOURCES_PATH}/{quote(source, safe='/')}"
+    return f"{url}?{links.query(source)}" if links is not None else url
 
 
 def content_disposition(kind: str, filename: str) -> str:

@@ -68,6 +68,7 @@
     ".cites{display:flex;flex-direction:column;gap:6px;margin-top:6px}" +
     "details{background:#fff;border:1px solid #e2e8f0;border-radius:8px;padding:6px 8px;font-size:12.5px}" +
     "summary{cursor:pointer;font-weight:600}mark{background:#fde68a}.where{color:#64748b;margin-top:4px}" +
+    ".open-doc{display:inline-block;margin-top:4px;color:" + color + "}" +
     ".acts{display:flex;gap:6px;align-items:center;margin-top:6px;font-size:12px;color:#475569;font-style:normal}" +
     ".acts button{border:1px solid #cbd5e1;background:#fff;color:#111;border-radius:6px;padding:2px 8px;cursor:pointer;" +
     "font-size:12px;line-height:16px;display:inline-flex;align-items:center}" +
@@ -98,6 +99,16 @@
     return svg;
   }
 
+  function documentLink(c) {
+    // open_url is signed for one document until exp (Unix s); an expired one would get 401.
+    try {
+      var url = new URL(c.open_url, base);
+      var exp = Number(url.searchParams.get("exp")), expired = exp > 0 && exp * 1000 <= Date.now();
+      if (url.origin === base && url.pathname.indexOf("/api/sources/") === 0 && !expired) return url.href;
+    } catch (e) { /* none */ }
+    return null;
+  }
+
   function citationCard(c) {
     var card = el("details");
     card.open = c.n === 1;
@@ -113,6 +124,14 @@
     card.appendChild(body);
     // Where the passage is: the page or section heading when the document has one, else the file.
     card.appendChild(el("div", "where", c.location ? c.source + " · " + c.location : c.source));
+    var link = documentLink(c);
+    if (link) {
+      var open = el("a", "open-doc", "Open document");
+      open.href = link;
+      open.target = "_blank";
+      open.rel = "noopener noreferrer";
+      card.appendChild(open);
+    }
     return card;
   }
 

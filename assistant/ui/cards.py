@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from urllib.parse import quote
 
 from assistant.ui.markdown import card_anchor
@@ -37,14 +38,19 @@ def _fragment_text(words: list[str]) -> str:
     return quote(" ".join(words), safe="").replace("-", "%2D")
 
 
-def passage_url(citation: dict) -> str:
+def passage_url(citation: dict, document_link: Callable[[str], str] = document_url) -> str:
     """The document's URL, pointed at the passage where the browser can.
 
     A PDF opens at the passage's page; a text file (served as plain text) gets the first supporting sentence
     as a text fragment (``#:~:text=start,end``), which the browser scrolls to and highlights. The terms are
     short phrases from one sentence, so that a line break in the file rarely stops the match.
+
+    Args:
+        citation: A ``Citation.to_dict()`` shape.
+        document_link: The URL that opens a source id's document (the server's, signed when keys are on).
+
     """
-    url = document_url(citation["source"])
+    url = document_link(citation["source"])
     page = _PAGE.match(citation.get("location", ""))
     if citation["source"].lower().endswith(".pdf"):
         return f"{url}#page={page[1]}" if page else url
@@ -73,11 +79,11 @@ def _passage(citation: dict) -> str:
     return "".join(pieces)
 
 
-def card(citation: dict, answer_no: int) -> str:
+def card(citation: dict, answer_no: int, document_link: Callable[[str], str] = document_url) -> str:
     """One source card: number and title, where the passage is, the passage, and a link to the document.
 
     Where it is: the citation's ``location`` (a page or a section heading) when the loader knew one, else the
-    character span.
+    character span. ``document_link`` makes the document's URL (see :func:`passage_url`).
     """
     where = citation.get("location") or f"characters {citation['start']}–{citation['end']}"
     return (
@@ -85,17 +91,20 @@ def card(citation: dict, answer_no: int) -> str:
         f"<summary>[{citation['n']}] {html.escape(citation['title'])}</summary>"
         f"<div class='where'>{html.escape(citation['source'])} · {html.escape(where)}</div>"
         f"<p>{_passage(citation)}</p>"
-        f"<a class='open-doc' href='{html.escape(passage_url(citation))}' target='_blank'"
+        f"<a class='open-doc' href='{html.escape(passage_url(citation, document_link))}' target='_blank'"
         f" rel='noopener'>Open document</a></details>"
     )
 
 
-def render_sources(turns: list[dict]) -> str:
+def render_sources(turns: list[dict], document_link: Callable[[str], str] = document_url) -> str:
     """The source cards of every answer in ``turns`` (conversation turns), the latest answer's shown.
 
     Args:
         turns: ``{"role", "text", "refused", "citations"}`` dicts, oldest first; citations are
             ``Citation.to_dict()`` shapes.
+        document_link: The URL that opens a source id's document. With API keys on, the server passes one that
+            signs it, so the link opens in a browser (which sends no key); cards are built afresh each time, so
+            a reopened conversation gets fresh links.
 
     """
     sections, question, answer_no = [], "", 0
@@ -107,7 +116,7 @@ def render_sources(turns: list[dict]) -> str:
         if turn.get("refused"):
             body = REFUSED
         elif turn.get("citations"):
-            body = "".join(card(c, answer_no) for c in turn["citations"])
+            body = "".join(card(c, answer_no, document_link) for c in turn["citations"])
         else:
             body = NO_SOURCES
         current = " current" if answer_no == answers - 1 else ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+from collections.abc import Callable
 from importlib import resources
 
 import gradio as gr
@@ -16,7 +17,7 @@ import gradio as gr
 from assistant.errors import AssistantError
 from assistant.facade import Assistant
 from assistant.feedback import LIMITS, FeedbackLog
-from assistant.ui.cards import EMPTY, render_sources
+from assistant.ui.cards import EMPTY, document_url, render_sources
 from assistant.ui.conversations import (
     aligned,
     conversations_panel,
@@ -97,13 +98,21 @@ def sources_list(sources: list[dict]) -> str:
     return f"<ul>{items}</ul>"
 
 
-def build_ui(assistant: Assistant, feedback: FeedbackLog, *, documents: bool = False) -> gr.Blocks:
+def build_ui(
+    assistant: Assistant,
+    feedback: FeedbackLog,
+    *,
+    documents: bool = False,
+    document_link: Callable[[str], str] = document_url,
+) -> gr.Blocks:
     """The chat page over the facade.
 
     Args:
         assistant: The facade every handler calls.
         feedback: Where ratings and their comments go.
         documents: Add the Documents tab (only when admin keys are configured).
+        document_link: The URL of a source id's document for the cards' "Open document" (the server signs it
+            when keys are on, since a browser following a link sends no key).
 
     """
     with gr.Blocks(title="Assistant") as ui:
@@ -166,7 +175,7 @@ def build_ui(assistant: Assistant, feedback: FeedbackLog, *, documents: bool = F
                 answer = assistant.ask(question, history)
             except AssistantError as exc:
                 turns.append({"role": "assistant", "text": "⚠️ " + exc.message, "refused": False, "citations": []})
-                yield shown(turns), "", render_sources(turns), given, conv
+                yield shown(turns), "", render_sources(turns, document_link), given, conv
                 return
             given = [*given, {"question": question, **answer.to_dict()}][-50:]
             final = {"role": "assistant", "text": answer.answer, "refused": answer.refused,
@@ -175,9 +184,9 @@ def build_ui(assistant: Assistant, feedback: FeedbackLog, *, documents: bool = F
             for piece in answer.answer.split("] "):
                 text += piece if piece.endswith("]") or piece == answer.answer else piece + "] "
                 partial = [*turns, {**final, "text": text}]
-                yield shown(partial), "", render_sources(partial), given, conv
+                yield shown(partial), "", render_sources(partial, document_link), given, conv
             turns.append(final)
-            yield shown(turns), "", render_sources(turns), given, conv
+            yield shown(turns), "", render_sources(turns, document_link), given, conv
 
         def rate(data: gr.LikeData, given: list[dict] | None):
             # The rated text comes from the client; only an answer this session was given is stored,
@@ -216,7 +225,8 @@ def build_ui(assistant: Assistant, feedback: FeedbackLog, *, documents: bool = F
             conv = from_browser(data.get("conversation") if isinstance(data, dict) else None)
             if conv is None:
                 return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            return shown(conv["turns"]), render_sources(conv["turns"]), conv, None, gr.update(visible=False)
+            cards_html = render_sources(conv["turns"], document_link)
+            return shown(conv["turns"]), cards_html, conv, None, gr.update(visible=False)
 
         def start_new():
             return [], EMPTY, None, None, gr.update(visible=False)

@@ -362,15 +362,32 @@ def test_upload_from_the_documents_tab_in_a_browser(server, tmp_path):
         box.press("Enter")
         page.wait_for_selector(".source-card", timeout=30_000)
         cards = page.locator(".source-card").all_inner_texts()
+        link = page.locator(".source-card a.open-doc").first.get_attribute("href")
+        opened = page.request.get(server.url + link.split("#")[0] if link.startswith("/") else link.split("#")[0])
+        opened_body = opened.body()
 
         page.get_by_role("tab", name="Documents").click()
         page.once("dialog", lambda dialog: dialog.accept())
         page.click("tr[data-name='bike-policy.pdf'] .docs-delete")
         page.wait_for_selector("tr[data-name='bike-policy.pdf']", state="detached", timeout=30_000)
+
+        page.get_by_role("tab", name="Chat").click()
+        before = page.locator(".message-row, [data-testid='bot']").count()
+        box.fill("For how many days may staff borrow a company bike?")
+        box.press("Enter")
+        page.wait_for_function(
+            "n => document.querySelectorAll(\".message-row, [data-testid='bot']\").length > n", arg=before,
+            timeout=30_000,
+        )
+        page.wait_for_timeout(1500)
+        last_answer = page.locator("[data-testid='bot']").last.inner_text()
         browser.close()
     assert status.startswith("Added bike-policy.pdf: indexed"), status
     assert any("bike-policy.pdf" in card and "three days" in card for card in cards), cards
+    assert opened.status == 200 and opened.headers["content-type"] == "application/pdf", (link, opened.status)
+    assert opened_body.startswith(b"%PDF")
     assert "bike-policy.pdf" not in source_files(server)
+    assert "three days" not in last_answer and "The sources don" in last_answer, last_answer  # deleted: refused now
 
 
 def test_copy_gives_the_text_shown_and_an_empty_question_is_ignored(server):

@@ -88,6 +88,7 @@ def terms(text: str, *, keep_stopwords: bool = False) -> list[str]:
 
 _ABBREVIATIONS = frozenset(_LEXICON["abbreviations"])
 _SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*\s+|\n+")
+_NUMBERING = re.compile(r"(?:\d{1,3}\.)+|[A-Za-z]\.|[ivxIVX]{1,4}\.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,8 @@ def sentences(text: str, offset: int = 0) -> list[Span]:
             before = text[start : match.start()].rsplit(None, 1)
             last = before[-1].lower().rstrip(".") if before else ""
             next_char = text[end : end + 1]
-            if last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()) or next_char.islower():
+            numbering = _NUMBERING.fullmatch(text[start : match.start() + 1].strip())  # "1." or "2.3." heads a line
+            if last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()) or next_char.islower() or numbering:
                 continue
         _append_span(spans, text, start, end, offset)
         start = end
@@ -135,6 +137,24 @@ def _append_span(spans: list[Span], text: str, start: int, end: int, offset: int
 
 _NUMBER_WORDS: list[str] = _LEXICON["number_words"]
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*%?|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+
+
+def _cue_pattern(words: list[str]) -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")\b",
+                      re.IGNORECASE)  # fmt: skip
+
+
+#: A reason is given ("because", "due to", "so that").
+CAUSAL = _cue_pattern(_LEXICON["causal_cues"])
+#: A span of time: a number (or "every"/"a") before a unit of time, or "within …".
+TIME_SPAN = re.compile(
+    r"\b(?:within|every|each|per|a|an|\d+(?:[.,]\d+)?|" + "|".join(_NUMBER_WORDS) + r")\s+(?:\w+\s+)?(?:"
+    + "|".join(_LEXICON["time_units"]) + r")\b|\bwithin\b",
+    re.IGNORECASE,
+)
+#: A rule's condition or limit ("only if", "unless", "at most").
+CONDITION = _cue_pattern(_LEXICON["condition_cues"])
+
 YEAR_OR_DATE = re.compile(
     r"\b(?:1[89]\d\d|2[01]\d\d)\b|\b(?:January|February|March|April|May|June|July|August|September|"
     r"October|November|December|Q[1-4]|spring|summer|autumn|fall|winter|today|yesterday|tomorrow|"

@@ -57,6 +57,10 @@ from assistant.store import PassageStore, make_client  # noqa: E402
 
 SEED = 0
 RERANKER_FILE = "reranker.onnx"
+#: Cross-encoder training: passes over the pairs, and negatives per question (hard ones first).
+RERANKER_EPOCHS = 1.0
+HARD_NEGATIVES = 7
+RANDOM_NEGATIVES = 2
 DATA = ROOT / "tests" / "data"
 #: The share of answerable questions the refusal threshold is tuned for: staff mostly ask what the
 #: documents cover (our corpora hold 68 %, the held-out staff set 81 %); SQuAD's 50 % is adversarial.
@@ -237,7 +241,7 @@ def fit_models(
         if reranker.resolve() != graph.resolve():
             shutil.copyfile(reranker, graph)
     else:
-        card = train_reranker(reranker_pairs(train, shortlist), graph)
+        card = train_reranker(reranker_pairs(train, shortlist), graph, epochs=RERANKER_EPOCHS)
     cross = CrossEncoder(graph, model_path(f"{BUNDLED_PREFIX}all-MiniLM-L6-v2") / "tokenizer.json")
     for e in examples:
         if len(e.labels):
@@ -262,8 +266,9 @@ def fit_models(
 def reranker_pairs(train: list[Example], shortlist: Logistic) -> list[dict]:
     """Question-sentence pairs for the cross-encoder, from the training split only.
 
-    Every gold sentence is a positive; the negatives are the sentences the feature model ranks highest
-    (the hard ones) plus two at random from the retrieved passages.
+    Every gold sentence is a positive; the negatives are the :data:`HARD_NEGATIVES` sentences the feature
+    model ranks highest (the ones the cross-encoder must tell apart) plus :data:`RANDOM_NEGATIVES` at random
+    from the retrieved passages.
     """
     rng = np.random.default_rng(SEED)
     pairs = []
@@ -272,7 +277,7 @@ def reranker_pairs(train: list[Example], shortlist: Logistic) -> list[dict]:
             continue
         order = np.argsort(-shortlist.probability(e.table.matrix[:, : len(BASE_FEATURES)]))
         negatives = [int(i) for i in order if not e.labels[i]]
-        chosen = negatives[:7] + [int(i) for i in rng.permutation(negatives[7:])[:2]]
+        chosen = negatives[:HARD_NEGATIVES] + [int(i) for i in rng.permutation(negatives[HARD_NEGATIVES:])[:RANDOM_NEGATIVES]]
         chosen += [int(i) for i in np.flatnonzero(e.labels)]
         question = e.table.question.search_text
         pairs += [{"question": question, "sentence": e.table.refs[i].text, "label": int(e.labels[i])} for i in chosen]

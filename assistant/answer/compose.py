@@ -10,12 +10,14 @@ from assistant.answer.question import AnswerType, QuestionForm
 from assistant.answer.scorer import AnswerModels
 from assistant.answer.types import Citation
 from assistant.retrieval import Passage
-from assistant.text import NUMBER, YEAR_OR_DATE, proper_names
+from assistant.text import NUMBER, YEAR_OR_DATE, is_heading, proper_names
 
 #: Most points an explanation, a how-to or a list gets.
 MAX_POINTS = 4
 #: Two sentences this similar say the same thing; the second adds length, not content.
 NEAR_DUPLICATE = 0.9
+#: Most items quoted after a sentence that introduces them ("Success targets, agreed by all:").
+LEAD_IN_ITEMS = 3
 
 
 def select(table: CandidateTable, probabilities: np.ndarray, models: AnswerModels) -> list[SentenceRef]:
@@ -51,7 +53,25 @@ def select(table: CandidateTable, probabilities: np.ndarray, models: AnswerModel
     if not several:  # a fact read in document order when both sentences come from one passage
         first = chosen[0].passage
         chosen.sort(key=lambda s: (s.passage != first, s.passage, s.position))
-    return chosen
+    return _complete_lead_ins(table, chosen)
+
+
+def _complete_lead_ins(table: CandidateTable, chosen: list[SentenceRef]) -> list[SentenceRef]:
+    """A sentence ending in a colon says nothing by itself: quote the items it introduces after it."""
+    complete: list[SentenceRef] = []
+    for ref in chosen:
+        if ref in complete:
+            continue
+        complete.append(ref)
+        if not ref.text.rstrip().endswith(":"):
+            continue
+        following = [s for s in table.evidence.sentences[ref.passage] if s.position > ref.position]
+        for item in following[:LEAD_IN_ITEMS]:
+            if item.text.rstrip().endswith("?") or is_heading(item.text):
+                break
+            if item not in complete:
+                complete.append(item)
+    return complete
 
 
 def _next_statement(table: CandidateTable, sentence: SentenceRef) -> SentenceRef | None:

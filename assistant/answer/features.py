@@ -16,8 +16,8 @@ from collections.abc import Callable
 import numpy as np
 
 from assistant.answer.evidence import Evidence, SentenceRef
-from assistant.answer.question import AnswerType, Question, QuestionForm
-from assistant.text import NUMBER, YEAR_OR_DATE, is_heading, proper_names
+from assistant.answer.question import AnswerType, Question, QuestionForm, asks_reason, asks_time_span
+from assistant.text import CAUSAL, CONDITION, NUMBER, TIME_SPAN, YEAR_OR_DATE, is_heading, proper_names
 
 _KINDS = (AnswerType.NUMBER, AnswerType.DATE, AnswerType.PERSON, AnswerType.PLACE)
 _FORMS = (QuestionForm.YES_NO, QuestionForm.EXPLAIN, QuestionForm.LIST)
@@ -47,6 +47,11 @@ BASE_FEATURES = (
     "type_date",
     "type_person",
     "type_place",
+    "type_reason",
+    "type_time_span",
+    "yes_no_condition",
+    "lead_in",
+    "table_row",
     "has_number",
     "has_name",
     *(f"kind_{k}" for k in _KINDS),
@@ -73,6 +78,8 @@ _TOP_ROW = (
     "type_date",
     "type_person",
     "type_place",
+    "type_reason",
+    "type_time_span",
 )
 
 QUESTION_FEATURES = (
@@ -162,6 +169,7 @@ class CandidateTable:
         lexical_max = max((p.lexical for p in self.evidence.passages), default=0.0) or 1.0
         question_level = [float(q.kind is k) for k in _KINDS] + [float(q.form is f) for f in _FORMS]
         question_level.append(float(bool(q.context_terms)))
+        why, how_long, yes_no = asks_reason(q.text), asks_time_span(q.text), q.form is QuestionForm.YES_NO
 
         rows = []
         for group in groups:
@@ -212,6 +220,11 @@ class CandidateTable:
                         float(q.kind is AnswerType.DATE and has_date),
                         float(q.kind is AnswerType.PERSON and has_name),
                         float(q.kind is AnswerType.PLACE and has_name),
+                        float(why and bool(CAUSAL.search(s.text))),
+                        float(how_long and bool(TIME_SPAN.search(s.text))),
+                        float(yes_no and bool(CONDITION.search(s.text))),
+                        float(s.text.rstrip().endswith(":")),
+                        float(s.text.count("|") >= 2),
                         float(has_number),
                         float(has_name),
                         *question_level,

@@ -104,6 +104,25 @@ _EXPLAIN = re.compile(
 )
 
 
+_ASKS_REASON = re.compile(r"^\W*why\b|\bhow come\b|\b(what|which) (is|was|are|were) the (reason|cause|purpose)s?\b|"
+                          r"\bwhat for\b", re.IGNORECASE)  # fmt: skip
+_ASKS_TIME_SPAN = re.compile(
+    r"\bhow (long|late|soon|often|early|frequently|many (days|hours|weeks|months|minutes|years))\b|"
+    r"\b(deadline|time limit|notice period|how much notice|by when|until when)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_reason(question: str) -> bool:
+    """Whether the question asks why."""
+    return bool(_ASKS_REASON.search(question))
+
+
+def asks_time_span(question: str) -> bool:
+    """Whether the question asks how long, how late or how often (the answer is a span of time)."""
+    return bool(_ASKS_TIME_SPAN.search(question))
+
+
 def question_form(question: str) -> QuestionForm:
     """Whether a question asks for one fact, a yes/no rule, an explanation or a list."""
     if _EXPLAIN.search(question):
@@ -242,6 +261,19 @@ def _is_follow_up(text: str, own_terms: list[str]) -> bool:
 
 
 _CITATION_MARK = re.compile(r"\[\d+\]")
+_ELLIPSIS_OPENING = re.compile(r"^\W*(?:and|also|but|so)?\W*(?:what about|how about|and for|and in|and at|and|also|for|"
+                               r"in|at)\b\W*", re.IGNORECASE)  # fmt: skip
+_ASKING_WORD = re.compile(r"\b(what|when|where|who|whom|which|how|why|can|could|do|does|did|is|are|was|were|should|"
+                          r"may|must|will|would|has|have)\b", re.IGNORECASE)  # fmt: skip
+
+
+def is_elliptical(text: str) -> bool:
+    """Whether a follow-up names only a new case and asks nothing itself ("And bread?", "What about contractors?")."""
+    opening = _ELLIPSIS_OPENING.match(text)
+    if not opening:
+        return False
+    rest = text[opening.end() :]
+    return 0 < len(rest.split()) <= 5 and not _ASKING_WORD.search(rest)
 
 
 def analyse(text: str, history: list[dict[str, str]]) -> Question:
@@ -250,11 +282,14 @@ def analyse(text: str, history: list[dict[str, str]]) -> Question:
     search_text = text
     context: list[str] = []
     context_text = ""
+    asked_like = text  # what decides the kind of answer: an elliptical follow-up asks what the last question did
     if history and _is_follow_up(text, own):
         last_user = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
         last_reply = next((m["content"] for m in reversed(history) if m["role"] == "assistant"), "")
         last_reply = _CITATION_MARK.sub("", last_reply)
         search_text = f"{last_user} {text}".strip()
+        if is_elliptical(text) and last_user:
+            asked_like = last_user
         context_text = f"{last_user} {last_reply}"
         context = [t for t in dict.fromkeys(terms(f"{last_user} {last_reply}")) if t not in own and t not in _FRAMING]
     question = Question(
@@ -263,8 +298,8 @@ def analyse(text: str, history: list[dict[str, str]]) -> Question:
         terms=list(dict.fromkeys(own)),
         context_terms=context,
         context_text=context_text,
-        kind=answer_type(text),
-        form=question_form(text),
+        kind=answer_type(asked_like),
+        form=question_form(asked_like),
         salient=salient_terms(text),
     )
     pieces = [p.strip(" ,?") for p in _SUBQUESTION_SPLIT.split(text) if p and p.strip(" ,?")]

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Bumped whenever chunk boundaries or chunk metadata change, so old indexes are not reused.
-SPLITTER_VERSION = "7"  # 7: PDF lines reflowed; passages keep their page or section
+SPLITTER_VERSION = "8"  # 8: "1." list numbering does not end a sentence; 7: PDF lines reflowed, passages keep page or section
 #: Bumped whenever what the store keeps per passage changes.
 STORE_LAYOUT = "2"
 

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.answer.question import AnswerType, analyse, answer_type, validate_history, validate_question
+from assistant.answer.question import (
+    AnswerType,
+    QuestionForm,
+    analyse,
+    answer_type,
+    asks_reason,
+    asks_time_span,
+    is_elliptical,
+    validate_history,
+    validate_question,
+)
 from assistant.errors import InputError
-from assistant.text import is_heading, proper_names, sentences, terms
+from assistant.text import CAUSAL, TIME_SPAN, is_heading, proper_names, sentences, terms
 
 
 @pytest.mark.parametrize("bad", ["", "   \n\t", None, 42, ["q"]])
@@ -102,3 +112,36 @@ def test_metadata_lines_are_statements_not_headings():
     assert is_heading("Overcoming export challenges")
     assert not is_heading("outlet: KrASIA (originally published by 36Kr)")
     assert not is_heading("Note: the office is closed on Fridays")
+
+
+def test_list_numbering_does_not_end_a_sentence():
+    text = "1. Scope\nThis applies to all staff. 2.3. Carry-over is allowed. We sold 3. Then more."
+    assert [s.text for s in sentences(text)] == [
+        "1. Scope", "This applies to all staff.", "2.3. Carry-over is allowed.", "We sold 3.", "Then more."
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "elliptical"),
+    [("And bread?", True), ("What about contractors?", True), ("And for the other team?", True),
+     ("And what if it slips again?", False), ("And how much is it?", False), ("Who approves it?", False)],
+)  # fmt: skip
+def test_elliptical_follow_ups_name_only_a_new_case(text, elliptical):
+    assert is_elliptical(text) is elliptical
+
+
+def test_an_elliptical_follow_up_asks_what_the_last_question_asked():
+    history = [{"role": "user", "content": "How many days of leave do new starters get?"},
+               {"role": "assistant", "content": "New starters get 25 days. [1]"}]  # fmt: skip
+    question = analyse("And part-timers?", history)
+    assert question.kind is AnswerType.NUMBER
+    assert question.form is QuestionForm.FACT
+    assert "days" in question.context_text
+
+
+def test_reason_and_time_span_cues():
+    assert asks_reason("Why was Harrogate dropped?") and not asks_reason("When was it dropped?")
+    assert asks_time_span("How late can I order a cake?") and not asks_time_span("How many shops are there?")
+    assert CAUSAL.search("It closed because of a refurbishment") and not CAUSAL.search("It closed in July")
+    assert TIME_SPAN.search("Orders need 48 hours' notice") and TIME_SPAN.search("We meet every four weeks")
+    assert not TIME_SPAN.search("The pilot runs in three shops")

@@ -14,6 +14,18 @@ from pathlib import Path
 
 import uvicorn
 
+EXAMPLE_HOST_PAGE = Path(__file__).resolve().parents[2] / "examples" / "host.html"
+
+
+def write_host_page(folder: Path, app_port: int, widget_key: str | None = None) -> Path:
+    """The example page that embeds the widget, pointed at the app on ``app_port`` (carrying ``widget_key``)."""
+    page = EXAMPLE_HOST_PAGE.read_text().replace("127.0.0.1:7860", f"127.0.0.1:{app_port}")
+    if widget_key:
+        page = page.replace(" defer>", f' data-key="{widget_key}" defer>')
+    path = folder / "host.html"
+    path.write_text(page)
+    return path
+
 
 def free_port() -> int:
     with contextlib.closing(socket.socket()) as s:

@@ -12,7 +12,7 @@ import pytest
 
 from assistant.api.server import create_app
 from tests.conftest import ROOT
-from tests.integration.servers import free_port, run_app, serve_folder
+from tests.integration.servers import free_port, run_app, serve_folder, write_host_page
 
 pytestmark = pytest.mark.integration
 
@@ -48,8 +48,7 @@ def sites(real_assistant, tmp_path_factory):
     """The assistant server, the example host page on an allowed origin, and on a disallowed one."""
     app_port, allowed_port, denied_port = free_port(), free_port(), free_port()
     pages = tmp_path_factory.mktemp("pages")
-    host_page = (ROOT / "examples" / "host.html").read_text().replace("127.0.0.1:7860", f"127.0.0.1:{app_port}")
-    (pages / "host.html").write_text(host_page)
+    write_host_page(pages, app_port)
     settings = real_assistant.settings.model_copy(deep=True)
     settings.security.allowed_origins = f"http://127.0.0.1:{allowed_port}"
     app = create_app(real_assistant, settings)
@@ -139,8 +138,7 @@ def hostile_site(real_assistant, tmp_path_factory):
     app_port, page_port = free_port(), free_port()
     pages = root / "pages"
     pages.mkdir()
-    host_page = (ROOT / "examples" / "host.html").read_text().replace("127.0.0.1:7860", f"127.0.0.1:{app_port}")
-    (pages / "host.html").write_text(host_page)
+    write_host_page(pages, app_port)
     settings.security.allowed_origins = f"http://127.0.0.1:{page_port}"
     with run_app(create_app(assistant, settings), app_port) as app_url, serve_folder(pages, page_port) as page_url:
         yield {"app": app_url, "page": page_url + "/host.html"}

@@ -11,8 +11,7 @@ import httpx
 import pytest
 
 from assistant.api.server import create_app
-from tests.conftest import ROOT
-from tests.integration.servers import free_port, run_app, serve_folder
+from tests.integration.servers import free_port, run_app, serve_folder, write_host_page
 from tests.integration.test_browser import browser, screenshot  # noqa: F401 - the fixture is used by name
 
 pytestmark = pytest.mark.integration
@@ -41,8 +40,7 @@ def widget_site(real_assistant, tmp_path_factory):
     """A locked server (API, admin and widget keys) and the example page carrying the widget key."""
     app_port, page_port = free_port(), free_port()
     pages = tmp_path_factory.mktemp("widget-pages")
-    page = (ROOT / "examples" / "host.html").read_text().replace("127.0.0.1:7860", f"127.0.0.1:{app_port}")
-    (pages / "host.html").write_text(page.replace(" defer>", f' data-key="{WIDGET_KEY}" defer>'))
+    write_host_page(pages, app_port, WIDGET_KEY)
     settings = real_assistant.settings.model_copy(deep=True)
     settings.paths.data_dir = tmp_path_factory.mktemp("widget-data")
     security = settings.security

@@ -21,8 +21,8 @@ from assistant.api.server import create_app
 from assistant.config import Settings
 from assistant.facade import Assistant
 from assistant.store import PassageStore, make_client
-from tests.conftest import ARTICLE, ROOT
-from tests.integration.servers import free_port, run_app, serve_folder
+from tests.conftest import ARTICLE
+from tests.integration.servers import free_port, run_app, serve_folder, write_host_page
 from tests.integration.test_browser import browser  # noqa: F401 - the fixture is used by name
 from tests.unit.test_locations import POLICY, pdf_bytes
 
@@ -329,8 +329,7 @@ def widget_page(library, tmp_path_factory):
     """A keyed server and the example host page, on an allowed origin, carrying the widget key."""
     app_port, page_port = free_port(), free_port()
     pages = tmp_path_factory.mktemp("widget-open-pages")
-    page = (ROOT / "examples" / "host.html").read_text().replace("127.0.0.1:7860", f"127.0.0.1:{app_port}")
-    (pages / "host.html").write_text(page.replace(" defer>", f' data-key="{WIDGET_KEY}" defer>'))
+    write_host_page(pages, app_port, WIDGET_KEY)
     settings = library.settings.model_copy(deep=True)
     security = settings.security
     security.api_keys, security.widget_key = KEY, WIDGET_KEY

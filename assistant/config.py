@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Bumped whenever chunk boundaries or chunk metadata change, so old indexes are not reused.
-SPLITTER_VERSION = "8"  # 8: "1." list numbering does not end a sentence; 7: PDF lines reflowed, passages keep page or section
+#: 8: "1." list numbering does not end a sentence; 7: PDF lines reflowed, passages keep page or section.
+SPLITTER_VERSION = "8"
 #: Bumped whenever what the store keeps per passage changes.
 STORE_LAYOUT = "2"
 

@@ -148,8 +148,11 @@ def _cue_pattern(words: list[str]) -> re.Pattern[str]:
 CAUSAL = _cue_pattern(_LEXICON["causal_cues"])
 #: A span of time: a number (or "every"/"a") before a unit of time, or "within …".
 TIME_SPAN = re.compile(
-    r"\b(?:within|every|each|per|a|an|\d+(?:[.,]\d+)?|" + "|".join(_NUMBER_WORDS) + r")\s+(?:\w+\s+)?(?:"
-    + "|".join(_LEXICON["time_units"]) + r")\b|\bwithin\b",
+    r"\b(?:within|every|each|per|a|an|\d+(?:[.,]\d+)?|"
+    + "|".join(_NUMBER_WORDS)
+    + r")\s+(?:\w+\s+)?(?:"
+    + "|".join(_LEXICON["time_units"])
+    + r")\b|\bwithin\b",
     re.IGNORECASE,
 )
 #: A rule's condition or limit ("only if", "unless", "at most").

@@ -287,7 +287,10 @@ def analyse(text: str, history: list[dict[str, str]]) -> Question:
         last_user = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
         last_reply = next((m["content"] for m in reversed(history) if m["role"] == "assistant"), "")
         last_reply = _CITATION_MARK.sub("", last_reply)
-        search_text = f"{last_user} {text}".strip()
+        # "it", "there", "they" most often point at what the last answer named and the last question did not.
+        introduced = proper_names(" " + last_reply) - proper_names(" " + last_user) if _ANAPHORA.search(text) else set()
+        named = " ".join(sorted(introduced, key=last_reply.lower().find))
+        search_text = " ".join(p for p in (last_user, named, text) if p)
         if is_elliptical(text) and last_user:
             asked_like = last_user
         context_text = f"{last_user} {last_reply}"

@@ -376,7 +376,8 @@ def test_upload_from_the_documents_tab_in_a_browser(server, tmp_path):
         box.fill("For how many days may staff borrow a company bike?")
         box.press("Enter")
         page.wait_for_function(
-            "n => document.querySelectorAll(\".message-row, [data-testid='bot']\").length > n", arg=before,
+            "n => document.querySelectorAll(\".message-row, [data-testid='bot']\").length > n",
+            arg=before,
             timeout=30_000,
         )
         page.wait_for_timeout(1500)

@@ -41,11 +41,6 @@ def test_citation_spans_point_at_the_cited_text_in_the_source_file(real_assistan
             assert raw[start:end] in answer.answer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="'it' resolved against the previous answer: the learned models pick the tariff "
-    "sentence over the price one (issue 11 follow-ups; 28 of the corpora's follow-ups are scored)",
-)
 def test_follow_up_is_understood_from_history(real_assistant):
     history = [
         {"role": "user", "content": "Which car model did Xiaomi ship to France?"},

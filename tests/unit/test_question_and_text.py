@@ -145,3 +145,10 @@ def test_reason_and_time_span_cues():
     assert CAUSAL.search("It closed because of a refurbishment") and not CAUSAL.search("It closed in July")
     assert TIME_SPAN.search("Orders need 48 hours' notice") and TIME_SPAN.search("We meet every four weeks")
     assert not TIME_SPAN.search("The pilot runs in three shops")
+
+
+def test_it_points_at_what_the_last_answer_named():
+    history = [{"role": "user", "content": "Which car model did Xiaomi ship to France?"},
+               {"role": "assistant", "content": "Xiaomi shipped two SU7 vehicles to France [1]."}]  # fmt: skip
+    assert "su7" in analyse("And what does it cost?", history).search_text.lower()
+    assert "su7" not in analyse("And in Germany?", history).search_text.lower()  # no pronoun: nothing to resolve

@@ -357,6 +357,7 @@ def uvicorn_options(settings: Settings) -> dict:
         "host": settings.server.host,
         "port": settings.server.port,
         "log_level": "warning",
+        "log_config": None,  # uvicorn's own lines go through the root handler: JSON with the rest
         "proxy_headers": bool(proxies),
         "forwarded_allow_ips": proxies or [],
     }
@@ -368,7 +369,7 @@ def serve(settings: Settings) -> None:
 
     assistant = Assistant.load(settings, refresh=False)
     Metrics.of(assistant)  # before the first ingest, so that /metrics counts it
-    assistant.ingest(progress=True)
+    assistant.ingest(progress=sys.stderr.isatty())  # a bar is for a terminal, not for a log collector
     # Gradio keeps the files it handles in the folder GRADIO_TEMP_DIR names (the only way to choose it);
     # a private one means it can serve nothing another process left in a shared /tmp/gradio, and it goes
     # when the server stops. SIGTERM becomes SystemExit so the folder is removed then too.

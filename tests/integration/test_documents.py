@@ -19,7 +19,7 @@ import pytest
 from assistant.feedback import LIMITS, FeedbackLog
 from tests.conftest import ARTICLE
 from tests.integration.servers import client_from, gradio_join
-from tests.integration.test_security import assistant_serve, event_inputs, send_chunked, ui_events
+from tests.integration.test_security import ask_and_rate, assistant_serve, event_inputs, send_chunked, ui_events
 
 pytestmark = pytest.mark.integration
 
@@ -478,16 +478,7 @@ def test_a_comment_from_the_ui_joins_the_rating_it_follows(server):
 
         assert add_comment("a comment on nothing", uuid.uuid4().hex).get("success") is True
         session = uuid.uuid4().hex
-        asked = gradio_join(
-            http, ui.chat["id"], event_inputs(ui.chat, **{f"c{ui.box}": ARTICLE_QUESTION, f"c{ui.chatbot}": []}),
-            trigger_id=ui.box, session=session,
-        )  # fmt: skip
-        chat = asked["output"]["data"][0]
-        like = {"index": 1, "value": chat[1]["content"], "liked": True}
-        rated = gradio_join(
-            http, ui.rate["id"], event_inputs(ui.rate, **{f"c{ui.chatbot}": chat}), trigger_id=ui.chatbot,
-            event_data=like, session=session,
-        )  # fmt: skip
+        _, rated = ask_and_rate(http, ui, ARTICLE_QUESTION, liked=True, session=session)
         assert rated.get("success") is True
         assert add_comment("Right person, but say when. " + "x" * 5000, session).get("success") is True
     lines = (server.root / "data" / "feedback.jsonl").read_text().splitlines()

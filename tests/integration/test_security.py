@@ -94,6 +94,21 @@ def event_inputs(dependency: dict, **values: object) -> list:
     return [values.get(f"c{i}") for i in dependency["inputs"]]
 
 
+def ask_and_rate(http, ui, question: str, *, liked: bool, session: str) -> tuple[dict, dict]:
+    """Ask ``question`` in the UI, then rate the answer it got: the rating's event data and gradio's reply."""
+    asked = gradio_join(
+        http, ui.chat["id"], event_inputs(ui.chat, **{f"c{ui.box}": question, f"c{ui.chatbot}": []}),
+        trigger_id=ui.box, session=session,
+    )  # fmt: skip
+    chat = asked["output"]["data"][0]
+    like = {"index": 1, "value": chat[1]["content"], "liked": liked}
+    rated = gradio_join(
+        http, ui.rate["id"], event_inputs(ui.rate, **{f"c{ui.chatbot}": chat}), trigger_id=ui.chatbot,
+        event_data=like, session=session,
+    )  # fmt: skip
+    return like, rated
+
+
 def feedback_lines(server) -> list[str]:
     path = server.root / "data" / "feedback.jsonl"
     return path.read_text().splitlines() if path.exists() else []
@@ -187,16 +202,7 @@ def test_ui_feedback_keeps_only_answers_given_and_is_rate_limited(open_server):
         assert feedback_lines(open_server) == [], "a rating of an answer the server never gave is not stored"
 
         session = uuid.uuid4().hex
-        asked = gradio_join(
-            http, ui.chat["id"], event_inputs(ui.chat, **{f"c{ui.box}": QUESTION, f"c{ui.chatbot}": []}),
-            trigger_id=ui.box, session=session,
-        )  # fmt: skip
-        chat = asked["output"]["data"][0]
-        like = {"index": 1, "value": chat[1]["content"], "liked": False}
-        rated = gradio_join(
-            http, ui.rate["id"], event_inputs(ui.rate, **{f"c{ui.chatbot}": chat}), trigger_id=ui.chatbot,
-            event_data=like, session=session,
-        )  # fmt: skip
+        like, rated = ask_and_rate(http, ui, QUESTION, liked=False, session=session)
         assert rated.get("success") is True
         [line] = feedback_lines(open_server)
         entry = json.loads(line)

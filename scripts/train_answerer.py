@@ -167,7 +167,7 @@ class Stack:
 
 
 def _norm(text: str) -> str:
-    return " ".join(text.lower().replace("’", "'").split())
+    return " ".join(text.lower().replace("’", "'").replace("|", " ").split())
 
 
 def _label(item: Item, source: str, sentence) -> int:
@@ -280,7 +280,8 @@ def reranker_pairs(train: list[Example], shortlist: Logistic) -> list[dict]:
             continue
         order = np.argsort(-shortlist.probability(e.table.matrix[:, : len(BASE_FEATURES)]))
         negatives = [int(i) for i in order if not e.labels[i]]
-        chosen = negatives[:HARD_NEGATIVES] + [int(i) for i in rng.permutation(negatives[HARD_NEGATIVES:])[:RANDOM_NEGATIVES]]
+        rest = rng.permutation(negatives[HARD_NEGATIVES:])[:RANDOM_NEGATIVES]
+        chosen = negatives[:HARD_NEGATIVES] + [int(i) for i in rest]
         chosen += [int(i) for i in np.flatnonzero(e.labels)]
         question = e.table.question.search_text
         pairs += [{"question": question, "sentence": e.table.refs[i].text, "label": int(e.labels[i])} for i in chosen]
@@ -377,26 +378,35 @@ def calibrate(groups: dict[str, list[Example]], models: AnswerModels) -> AnswerM
     return models
 
 
-def featurise(splits: dict, squad: Path, embedder: SentenceEmbedder) -> list[Example]:
-    """Index every dataset with the real pipeline and build each question's candidate table."""
+def featurise(
+    splits: dict, squad: Path, embedder: SentenceEmbedder, have: frozenset[str] = frozenset()
+) -> list[Example]:
+    """Index every dataset with the real pipeline and build each question's candidate table.
+
+    Datasets named in ``have`` (already featurised, from ``--reuse``) are skipped.
+    """
     examples: list[Example] = []
     with tempfile.TemporaryDirectory(prefix="train-answerer-") as tmp:
         root = Path(tmp)
         workspaces: list[tuple[Path, list[Item]]] = []
-        squad_sources = root / "squad" / "sources"
-        squad_sources.mkdir(parents=True)
-        workspaces.append((squad_sources, squad_items(squad, splits["squad"], squad_sources)))
+        if "squad" not in have:
+            squad_sources = root / "squad" / "sources"
+            squad_sources.mkdir(parents=True)
+            workspaces.append((squad_sources, squad_items(squad, splits["squad"], squad_sources)))
         for split, names in splits["corpora"].items():
             for name in names:
+                if name in have:
+                    continue
                 folder = DATA / "corpora" / name
                 sources = root / name / "sources"
                 shutil.copytree(folder, sources, ignore=shutil.ignore_patterns("questions.jsonl"))
                 workspaces.append((sources, jsonl_items(folder / "questions.jsonl", name, split)))
-        article = root / "article" / "sources"
-        shutil.copytree(ROOT / "sources", article)
-        workspaces.append(
-            (article, [i for f in splits["article"]["test"] for i in jsonl_items(DATA / f, "article", "test")])
-        )
+        if "article" not in have:
+            article = root / "article" / "sources"
+            shutil.copytree(ROOT / "sources", article)
+            workspaces.append(
+                (article, [i for f in splits["article"]["test"] for i in jsonl_items(DATA / f, "article", "test")])
+            )
         for sources, items in workspaces:
             stack = Stack(sources, sources.parent / "index", embedder)
             examples += [stack.example(item) for item in items]
@@ -404,11 +414,26 @@ def featurise(splits: dict, squad: Path, embedder: SentenceEmbedder) -> list[Exa
     return examples
 
 
+def _reused(path: Path | None, splits: dict) -> list[Example]:
+    """Examples featurised by an earlier run, with each corpus moved to the split ``splits`` gives it now."""
+    if not path or not path.exists():
+        return []
+    split_of = {name: split for split, names in splits["corpora"].items() for name in names}
+    kept = []
+    for e in pickle.loads(path.read_bytes()):
+        if e.item.dataset in split_of:
+            e.item.split = split_of[e.item.dataset]
+        elif e.item.dataset not in ("squad", "article"):
+            continue  # a corpus no longer in the splits
+        kept.append(e)
+    return kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--squad", type=Path, default=ROOT.parent / "shared" / "eval" / "squad2-dev.json")
     parser.add_argument("--out", type=Path, default=ROOT / "assistant" / "models")
-    parser.add_argument("--reuse", type=Path, help="pickle of featurised examples to reuse (made if missing)")
+    parser.add_argument("--reuse", type=Path, help="pickle of featurised examples (extended with datasets it lacks)")
     parser.add_argument("--reranker", type=Path, help="reuse this cross-encoder graph instead of training one")
     parser.add_argument("--splits", type=Path, default=DATA / "splits.json", help="which data goes where")
     args = parser.parse_args()
@@ -417,12 +442,11 @@ def main() -> None:
     splits = json.loads(args.splits.read_text(encoding="utf-8"))
     settings = Settings(_env_file=None)
     embedder = SentenceEmbedder.from_settings(settings.embedding, settings.paths.cache_dir / "onnx")
-    if args.reuse and args.reuse.exists():
-        examples = pickle.loads(args.reuse.read_bytes())
-    else:
-        examples = featurise(splits, args.squad, embedder)
-        if args.reuse:
-            args.reuse.write_bytes(pickle.dumps(examples))
+    examples = _reused(args.reuse, splits)
+    fresh = featurise(splits, args.squad, embedder, frozenset(e.item.dataset for e in examples))
+    examples += fresh
+    if args.reuse and fresh:
+        args.reuse.write_bytes(pickle.dumps(examples))
 
     train = [e for e in examples if e.item.split == "train"]
     by_set: dict[tuple[str, str], list[Example]] = {}

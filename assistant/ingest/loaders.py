@@ -91,6 +91,8 @@ def _meta_value(value: object) -> str | list[str]:
 
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+#: Between the cells of an HTML or Word table row, as in a Markdown table (the `table_row` feature sees it).
+TABLE_CELL_SEPARATOR = " | "
 _MD_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
 # CommonMark's ATX ("## Leave") and setext (a line underlined with === or ---) headings, and code fences.
 _MD_ATX = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
@@ -164,8 +166,7 @@ _BLOCK_TAGS = [
     "blockquote",
     "dt",
     "dd",
-    "td",
-    "th",
+    "tr",
     "caption",
     "figcaption",
 ]
@@ -186,6 +187,10 @@ def load_html(path: Path, data: bytes) -> SourceDocument:
         raise SourceError(f"{path.name}: cannot parse this HTML ({exc})") from None
     for tag in root.xpath("//script|//style|//noscript|//nav|//header|//footer|//template"):
         tag.drop_tree()
+    for row in root.iter("tr"):  # a table row is one line, its cells apart: "Hotel | Itemised bill | £140"
+        cells = row.xpath("./td|./th")
+        for cell in cells[:-1]:
+            cell.tail = TABLE_CELL_SEPARATOR + (cell.tail or "")
     title = " ".join((root.findtext(".//title") or "").split())
     if not title:
         heading = root.find(".//h1")
@@ -286,17 +291,22 @@ def load_pdf(path: Path, data: bytes) -> SourceDocument:
 
 
 def load_docx(path: Path, data: bytes) -> SourceDocument:
-    """Word documents: paragraph text, one paragraph per line; the title from properties or a heading."""
+    """Word documents: one paragraph or table row per line; the title from properties or a heading."""
     import zipfile
 
     from docx import Document
+    from docx.table import Table
 
     try:
         document = Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
         raise SourceError(f"{path.name}: cannot read this Word file ({exc.__class__.__name__})") from None
-    paragraphs = [p for p in document.paragraphs if p.text.strip()]
-    blocks = [(p.text.strip(), _is_docx_heading(p)) for p in paragraphs]
+    blocks: list[tuple[str, bool]] = []
+    for item in document.iter_inner_content():  # paragraphs and tables, in document order
+        if isinstance(item, Table):
+            blocks += [(row, False) for row in _docx_table_rows(item)]
+        elif item.text.strip():
+            blocks.append((item.text.strip(), _is_docx_heading(item)))
     text, headings = _lines_with_headings(blocks)
     if not text:
         raise SourceError(f"{path.name}: the Word document has no text")
@@ -304,6 +314,22 @@ def load_docx(path: Path, data: bytes) -> SourceDocument:
     if not title:
         title = next((block for block, heading in blocks if heading), "")
     return SourceDocument(text=text, title=title or _title_from_name(path), headings=headings)
+
+
+def _docx_table_rows(table: object) -> list[str]:
+    """Each row's cells joined like an HTML or Markdown row; a merged cell (repeated by python-docx) once."""
+    rows = []
+    for row in table.rows:
+        cells: list[str] = []
+        seen: set[int] = set()
+        for cell in row.cells:
+            value = " ".join(cell.text.split())
+            if value and id(cell._tc) not in seen:
+                cells.append(value)
+            seen.add(id(cell._tc))
+        if cells:
+            rows.append(TABLE_CELL_SEPARATOR.join(cells))
+    return rows
 
 
 def _is_docx_heading(paragraph: object) -> bool:

@@ -165,6 +165,31 @@ def test_html_and_word_passages_name_their_heading():
     assert chunks[0].location == "Travel"
 
 
+def test_a_table_row_is_one_line_with_its_cells_apart_in_html_and_word():
+    html = (
+        "<html><body><h2>Rates</h2><table><tr><th>Vehicle</th><th>Rate</th></tr>"
+        "<tr><td>Car</td><td>45p per mile</td></tr></table><p>Claim monthly.</p></body></html>"
+    )
+    text = load_source(Path("rates.html"), html.encode()).text
+    assert text == "Rates\nVehicle | Rate\nCar | 45p per mile\nClaim monthly."
+
+    from docx import Document
+
+    doc = Document()
+    doc.add_paragraph("Limits per night:")
+    table = doc.add_table(rows=2, cols=3)
+    for cell, value in zip(table.rows[0].cells, ("City", "Hotel", "Note"), strict=True):
+        cell.text = value
+    table.cell(1, 0).text = "London"
+    table.cell(1, 1).text = "£190"
+    table.cell(1, 1).merge(table.cell(1, 2))  # a merged cell is read once
+    doc.add_paragraph("Book through the travel desk.")
+    buffer = io.BytesIO()
+    doc.save(buffer)
+    text = load_source(Path("limits.docx"), buffer.getvalue()).text
+    assert text == "Limits per night:\nCity | Hotel | Note\nLondon | £190\nBook through the travel desk."
+
+
 def test_the_location_is_stored_and_read_back_as_passage_metadata(workspace, fake_embedder):
     folder = workspace.paths.sources_dir
     (folder / "policy.pdf").write_bytes(pdf_bytes(POLICY))

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Bumped whenever chunk boundaries or chunk metadata change, so old indexes are not reused.
-#: 9: HTML and Word table rows are one line each ("a | b | c"; Word tables were not read before);
+#: 9: HTML and Word table rows are one line each ("a | b | c"; Word tables were not read before), and a
+#: passage with no page or heading above it is located by paragraph;
 #: 8: "1." list numbering does not end a sentence; 7: PDF lines reflowed, passages keep page or section.
 SPLITTER_VERSION = "9"
 #: Bumped whenever what the store keeps per passage changes.

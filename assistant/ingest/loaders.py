@@ -21,6 +21,9 @@ import yaml
 
 from assistant.errors import SourceError
 
+_BLANK_LINE = re.compile(r"\n[ \t]*\n\s*")
+_LINE_BREAK = re.compile(r"\n\s*")
+
 
 @dataclass(slots=True)
 class SourceDocument:
@@ -46,10 +49,10 @@ class SourceDocument:
     headings: list[tuple[int, str]] = field(default_factory=list)
 
     def location(self, start: int, end: int) -> str:
-        """Where ``text[start:end]`` is, for people: "page 3", "pages 3–4", or its section's heading.
+        """Where ``text[start:end]`` is, for people: "page 3", "pages 3–4", its section's heading, or "paragraph 4".
 
-        The section is the one the passage starts in: the nearest heading at or above ``start``. Empty
-        when the document has neither pages nor a heading above the passage.
+        The section is the one the passage starts in: the nearest heading at or above ``start``. A passage
+        with neither pages nor a heading above it is named by the paragraph it starts in.
         """
         if self.pages:
             offsets = [offset for offset, _ in self.pages]
@@ -57,7 +60,12 @@ class SourceDocument:
             last = self.pages[max(0, bisect.bisect_right(offsets, max(start, end - 1)) - 1)][1]
             return f"page {first}" if first == last else f"pages {first}–{last}"
         i = bisect.bisect_right([offset for offset, _ in self.headings], start) - 1
-        return self.headings[i][1] if i >= 0 else ""
+        return self.headings[i][1] if i >= 0 else f"paragraph {self.paragraph(start)}"
+
+    def paragraph(self, at: int) -> int:
+        """The number of the paragraph ``text[at]`` is in (blank-line paragraphs, else lines), from 1."""
+        gap = _BLANK_LINE if _BLANK_LINE.search(self.text) else _LINE_BREAK
+        return 1 + sum(1 for _ in gap.finditer(self.text, 0, max(0, at)))
 
 
 def _decode(data: bytes, name: str) -> str:

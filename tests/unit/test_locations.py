@@ -206,3 +206,16 @@ def test_the_location_is_stored_and_read_back_as_passage_metadata(workspace, fak
     assert stored == expected
     assert {"page 1", "page 3", "Parking", "Sick pay"} <= set(stored.values())
     assert stored["handbook.md:0"] == "", "a front-matter field called location names no passage"
+
+
+def test_a_passage_without_page_or_heading_is_named_by_its_paragraph():
+    text = (
+        "Canteen news from the facilities team, written for everyone who works in the building.\n\n"
+        + "The canteen opens at eight in the morning for breakfast and hot drinks.\n" * 3
+        + "\nParking is free for visitors who register at the front desk on arrival."
+    )
+    chunks = chunk_document("news.txt", load_source(Path("news.txt"), text.encode()), SMALL)
+    where = {c.text[:12]: c.location for c in chunks}
+    assert where["Canteen news"] == "paragraph 1"
+    assert where["The canteen "] == "paragraph 2", "lines inside a paragraph are one paragraph"
+    assert where["Parking is f"] == "paragraph 3"

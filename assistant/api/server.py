@@ -34,6 +34,7 @@ from assistant.errors import AssistantError, InputError
 from assistant.facade import Assistant
 from assistant.feedback import LIMITS, FeedbackLog, export_feedback
 from assistant.metrics import CONTENT_TYPE, Metrics, RequestMetrics
+from assistant.ui.cards import passage_url
 
 log = logging.getLogger(__name__)
 MODEL_ID = "assistant"
@@ -129,11 +130,13 @@ def _stream_pieces(answer: Answer) -> Iterator[str]:
 def _answer_json(answer: Answer, links: LinkSigner | None) -> dict:
     """``Answer.to_dict()``, each citation with ``open_url``: where ``GET /api/sources/...`` serves its file.
 
-    With keys required the link is signed (``links``), so a browser opens it without a key until it expires.
+    The URL points at the passage where a browser can (a PDF's ``#page=3``, a text file's ``#:~:text=``
+    fragment). With keys required the link is signed (``links``), so a browser opens it without a key
+    until it expires.
     """
     data = answer.to_dict()
     for citation in data["citations"]:
-        citation["open_url"] = source_url(citation["source"], links)
+        citation["open_url"] = passage_url(citation, lambda source: source_url(source, links))
     return data
 
 

@@ -17,6 +17,9 @@ import numpy as np
 from assistant.errors import AssistantError
 
 MAX_TOKENS = 128
+#: Pairs per ONNX run (see :meth:`CrossEncoder.score`).
+BATCH = 4
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class CrossEncoder:
@@ -42,19 +45,30 @@ class CrossEncoder:
         except Exception as exc:  # a missing or corrupt file must name itself, not fail deep inside ORT
             raise AssistantError(f"cannot load the answer reranker {graph.name}: {exc}") from None
         self.tokenizer.enable_truncation(MAX_TOKENS, strategy="longest_first")
-        self.tokenizer.enable_padding()
-        self._lock = threading.Lock()  # the tokenizer's padding state is shared
+        self.tokenizer.no_padding()  # tokenizer.json pads to 128; each batch is padded to its own longest below
+        self._lock = threading.Lock()  # the tokenizer's truncation state is shared
 
     def score(self, question: str, sentences: list[str]) -> np.ndarray:
-        """One logit per sentence: higher means it answers ``question``."""
+        """One logit per sentence: higher means it answers ``question``.
+
+        Pairs are run :data:`BATCH` at a time, shortest first, each batch padded only to its own longest
+        pair: padding every pair to the longest of all cost about a third more time for the same scores.
+        """
         if not sentences:
             return np.zeros(0, dtype=np.float32)
         with self._lock:
             encoded = self.tokenizer.encode_batch([(question, s) for s in sentences])
-        feeds = {
-            "input_ids": np.asarray([e.ids for e in encoded], dtype=np.int64),
-            "attention_mask": np.asarray([e.attention_mask for e in encoded], dtype=np.int64),
-            "token_type_ids": np.asarray([e.type_ids for e in encoded], dtype=np.int64),
-        }
-        (logits,) = self.session.run(None, feeds)
-        return logits.reshape(-1).astype(np.float32)
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))
+        logits = np.zeros(len(encoded), dtype=np.float32)
+        for start in range(0, len(order), BATCH):
+            part = order[start : start + BATCH]
+            width = max(len(encoded[i].ids) for i in part)
+            feeds = {name: np.zeros((len(part), width), dtype=np.int64) for name in _INPUTS}
+            for row, i in enumerate(part):
+                n = len(encoded[i].ids)
+                feeds["input_ids"][row, :n] = encoded[i].ids
+                feeds["attention_mask"][row, :n] = 1
+                feeds["token_type_ids"][row, :n] = encoded[i].type_ids
+            (out,) = self.session.run(None, feeds)
+            logits[part] = out.reshape(-1)
+        return logits

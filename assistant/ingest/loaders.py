@@ -47,6 +47,7 @@ class SourceDocument:
     metadata: dict[str, str | list[str]] = field(default_factory=dict)
     pages: list[tuple[int, int]] = field(default_factory=list)
     headings: list[tuple[int, str]] = field(default_factory=list)
+    _paragraph_starts: list[int] = field(default_factory=list, init=False, repr=False)
 
     def location(self, start: int, end: int) -> str:
         """Where ``text[start:end]`` is, for people: "page 3", "pages 3–4", its section's heading, or "paragraph 4".
@@ -64,8 +65,10 @@ class SourceDocument:
 
     def paragraph(self, at: int) -> int:
         """The number of the paragraph ``text[at]`` is in (blank-line paragraphs, else lines), from 1."""
-        gap = _BLANK_LINE if _BLANK_LINE.search(self.text) else _LINE_BREAK
-        return 1 + sum(1 for _ in gap.finditer(self.text, 0, max(0, at)))
+        if not self._paragraph_starts:  # found once per document: a long file has many passages
+            gap = _BLANK_LINE if _BLANK_LINE.search(self.text) else _LINE_BREAK
+            self._paragraph_starts = [0, *(m.end() for m in gap.finditer(self.text))]
+        return bisect.bisect_right(self._paragraph_starts, at)
 
 
 def _decode(data: bytes, name: str) -> str:

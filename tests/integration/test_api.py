@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 
 from assistant.api.server import create_app
 from assistant.api.sources import source_url
+from assistant.ui.cards import passage_url
 from tests.integration.servers import free_port, run_app
 
 pytestmark = pytest.mark.integration
@@ -46,8 +47,8 @@ def test_ask_returns_exactly_the_facade_answer(http, real_assistant):
     body = response.json()
     expected = real_assistant.ask(QUESTION).to_dict()
     body.pop("timings_ms"), expected.pop("timings_ms")
-    for citation in expected["citations"]:  # the one addition: where GET /api/sources/... opens the document
-        citation["open_url"] = source_url(citation["source"])
+    for citation in expected["citations"]:  # the one addition: where GET /api/sources/... opens the passage
+        citation["open_url"] = passage_url(citation, source_url)
     assert body == expected
     assert "Lu Weibing" in body["answer"] and body["citations"][0]["n"] == 1
 

@@ -11,6 +11,7 @@ import pytest
 
 from assistant.api.server import create_app
 from assistant.api.sources import source_url
+from assistant.ui.cards import passage_url
 from tests.integration.servers import free_port, run_app
 
 pytestmark = pytest.mark.integration
@@ -48,7 +49,7 @@ def test_the_running_server_answers(real_assistant, server, tmp_path):
     data = json.loads(result.stdout)
     expected = real_assistant.ask(QUESTION).to_dict()
     assert data["answer"] == expected["answer"] and "Lu Weibing" in data["answer"]
-    assert data["citations"] == [{**c, "open_url": source_url(c["source"])} for c in expected["citations"]]
+    assert data["citations"] == [{**c, "open_url": passage_url(c, source_url)} for c in expected["citations"]]
     assert not (tmp_path / "no-index").exists(), "answered by the server: no index was opened here"
 
 

@@ -565,7 +565,13 @@ def write_card(
         f"  (mean top-1 / mean AUC on the one left out) from {list(C_GRID)}: sentence C = {reranker['c_sentence']},",
         f"  answerability C = {reranker['c_answerable']}. So calibration figures below are in-sample for those two.",
         f"- **Trained in** {seconds:.0f} s on {platform.machine()} ({platform.processor() or 'CPU'}), "
-        f"Python {platform.python_version()}, CPU only; {pairs} question-sentence pairs from {n} questions.",
+        f"Python {platform.python_version()}, CPU only; {pairs} question-sentence pairs from {n} questions"
+        + (
+            " (this run reused the cross-encoder; a run from nothing also featurises every set, about 5 min, and"
+            " trains it, the time above)."
+            if "reused" in reranker
+            else "."
+        ),
         "- **Data** (splits in `tests/data/splits.json`, by document: no article is in two splits):",
         "  - SQuAD 2.0 dev (`../shared/eval/squad2-dev.json`, CC BY-SA 4.0, Rajpurkar et al. 2018):",
         "    train = Normans, Huguenot, Packet_switching, Yuan_dynasty; calibration = 1973_oil_crisis,",

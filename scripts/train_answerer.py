@@ -232,6 +232,7 @@ def _fit_sentence(examples: list[Example], names: tuple[str, ...], c: float) -> 
 
 
 def _fit_answerable(examples: list[Example], sentence: Logistic, c: float) -> Logistic:
+    """The answerability model over ``sentence``'s probabilities (which it sets on ``examples``)."""
     _set_probabilities(examples, sentence)
     weight = _dataset_weights(examples)
     rows = np.vstack([e.table.question_row(e.probabilities, e.known) for e in examples])

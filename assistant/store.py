@@ -4,6 +4,13 @@ Chroma is the single record of what is indexed: every passage carries its source
 chunk count, so a source is *complete* when all its passages with that hash are present. Readers use
 complete sources only, which is what keeps a killed ingest from serving half a file.
 
+Finding each source's complete version that way reads every passage's metadata (8.7 s at 95k passages,
+on every start-up ingest). So a finished change also leaves one small record per source in the meta
+collection, and a marker naming the generation those records describe: while the marker matches a
+finished generation, :meth:`PassageStore.source_states` reads the records; after a killed ingest (the
+generation still says ``changing-``) or on an index written before the records existed, it scans the
+passages, and the next ingest writes the records again.
+
 Sentence vectors are only ever looked up by passage, never searched, so they are not Chroma records of
 their own (that built an unused HNSW graph: 3.7x slower writes, 1.8x the disk). Each passage has one
 companion record holding its sentences' character spans and their vectors packed as int8 with a
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -27,6 +35,8 @@ from assistant.config import Settings
 from assistant.errors import IndexError_
 
 _PAGE = 5000
+_FINISHED = re.compile(r"[0-9a-f]{32}")
+_SOURCE_RECORD = "source:"  # id prefix of the per-source records in the meta collection
 
 
 def pack_vectors(vectors: np.ndarray) -> str:
@@ -119,6 +129,9 @@ class PassageStore:
         # One record whose value changes after every ingest that changed something: replicas sharing a
         # Chroma server poll it to know when to rebuild their lexical index.
         self.meta = client.get_or_create_collection(f"{name}-meta", embedding_function=None)
+        # Per-source records owed to the meta collection, written when the change is finished.
+        self._owed: dict[str, SourceState] = {}
+        self._other_versions: list[tuple[str, str]] = []  # (source, hash) the last scan did not choose
 
     @classmethod
     def open(cls, settings: Settings) -> PassageStore:
@@ -137,9 +150,35 @@ class PassageStore:
         return str(found["metadatas"][0]["value"]) if found["ids"] else ""
 
     def bump_generation(self) -> None:
-        """Announce that the content changed."""
-        self._set_generation(uuid.uuid4().hex)
+        """Announce that the content changed, or was checked whole.
+
+        Writes the per-source records owed, then a new finished generation and the marker saying the
+        records describe it.
+        """
+        owed = list(self._owed.values())
+        for i in range(0, len(owed), _PAGE):
+            batch = owed[i : i + _PAGE]
+            self.meta.upsert(
+                ids=[_SOURCE_RECORD + s.source for s in batch],
+                embeddings=[[0.0]] * len(batch),
+                metadatas=[
+                    {"kind": "source", "source": s.source, "source_hash": s.hash, "title": s.title,
+                     "chunk_count": s.chunk_count}
+                    for s in batch
+                ],
+            )  # fmt: skip
+        self._owed.clear()
+        value = uuid.uuid4().hex
+        self._set_generation(value)
+        self.meta.upsert(ids=["states"], embeddings=[[0.0]], metadatas=[{"value": value}])
         self._changing = False
+
+    def states_recorded(self) -> bool:
+        """The per-source records describe the current, finished generation (no scan needed)."""
+        found = self.meta.get(ids=["generation", "states"], include=["metadatas"])
+        values = {i: m["value"] for i, m in zip(found["ids"], found["metadatas"], strict=True)}
+        generation = str(values.get("generation", ""))
+        return bool(_FINISHED.fullmatch(generation)) and values.get("states") == generation
 
     def _announce_change(self) -> None:
         # Before the first write of a change: a reader that keys a saved lexical index by generation
@@ -172,7 +211,43 @@ class PassageStore:
             offset += len(ids)
 
     def source_states(self) -> dict[str, SourceState]:
-        """Per source, the newest version stored and whether it is complete."""
+        """Per source, the newest version stored and whether it is complete.
+
+        Read from the per-source records when they describe the current generation, else scanned from
+        every passage's metadata (an ingest then owes them as records: :meth:`owe_records`).
+        """
+        if self.states_recorded():
+            states = {}
+            offset = 0
+            while True:
+                page = self.meta.get(where={"kind": "source"}, include=["metadatas"], limit=_PAGE, offset=offset)
+                for m in page["metadatas"]:
+                    count = int(m["chunk_count"])
+                    states[m["source"]] = SourceState(m["source"], m["source_hash"], m["title"], count, count)
+                if not page["ids"]:
+                    break
+                offset += len(page["ids"])
+            # A finished change leaves exactly the recorded passages; any other count means passages were
+            # removed (or left) behind the store's back, and only the scan can say which sources are whole.
+            if sum(s.chunk_count for s in states.values()) == self.count():
+                return states
+        return self._scanned_states()
+
+    def owe_records(self, states: dict[str, SourceState]) -> None:
+        """Record these states' complete versions at the next :meth:`bump_generation` (a writer's call).
+
+        Other versions of those sources (what a killed ingest left half-written) are removed now, so
+        the stored passages are exactly the recorded ones again.
+        """
+        self._owed = {k: s for k, s in states.items() if s.complete}
+        for source, digest in self._other_versions:
+            if source in self._owed:
+                self._announce_change()
+                leftover = {"$and": [{"source": source}, {"source_hash": digest}]}
+                self.passages.delete(where=leftover)
+                self.sentences.delete(where=leftover)
+
+    def _scanned_states(self) -> dict[str, SourceState]:
         counts: dict[tuple[str, str], int] = defaultdict(int)
         info: dict[tuple[str, str], tuple[str, int]] = {}
         for _, _, meta in self.iter_passages(include_documents=False):
@@ -186,6 +261,7 @@ class PassageStore:
             best = states.get(source)
             if best is None or (state.complete and not best.complete):
                 states[source] = state
+        self._other_versions = [(src, digest) for src, digest in counts if states[src].hash != digest]
         return states
 
     def sentences_of(self, passages: dict[str, str]) -> dict[str, list[tuple[int, int, np.ndarray]]]:
@@ -259,9 +335,12 @@ class PassageStore:
             stale = {"$and": [{"source": source}, {"source_hash": {"$ne": digest}}]}
             self.passages.delete(where=stale)
             self.sentences.delete(where=stale)
+        self._owed[source] = SourceState(source, digest, title, len(passages), len(passages))
 
     def delete_source(self, source: str) -> None:
         """Remove every passage and sentence of one source."""
         self._announce_change()
         self.passages.delete(where={"source": source})
         self.sentences.delete(where={"source": source})
+        self.meta.delete(ids=[_SOURCE_RECORD + source])
+        self._owed.pop(source, None)

@@ -211,7 +211,10 @@ def ingest(
     report = IngestReport()
     with ingest_lock(settings, lock_wait_s):
         files, report.skipped = discover(settings.paths.sources_dir)
+        recorded = store.states_recorded()
         states = store.source_states()
+        if not recorded:
+            store.owe_records(states)
         seen = {source for source, _ in files} | {s["source"] for s in report.skipped}
         for source in sorted(set(states) - seen):
             store.delete_source(source)
@@ -238,7 +241,9 @@ def ingest(
                 batch, batch_sentences = [], 0
         if batch:
             _write_batch(batch, store, embedder)
-        if report.changed:
+        if report.changed or not recorded:
+            # Unrecorded states (a killed ingest, an index from before the records) were just scanned and
+            # checked against every file: writing them and a finished generation spares the next start the scan.
             store.bump_generation()
     report.seconds = time.perf_counter() - started
     return report

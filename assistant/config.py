@@ -63,9 +63,10 @@ class EmbeddingSettings(_Section):
     query_cache_size: int = Field(1024, ge=0, description="Embeddings of recent texts kept in memory.")
     device: Literal["cpu", "cuda"] = Field(
         "cpu",
-        description="'cuda' runs the onnx backend on an NVIDIA GPU through ONNX Runtime's CUDA provider (the "
-        "'gpu' extra: onnxruntime-gpu in place of onnxruntime; fails with a clear error without it). Its vectors "
-        "are not shown to agree with the CPU's within cosine 0.9999, so a cuda index has its own fingerprint: "
+        description="'cuda' embeds on an NVIDIA GPU: the onnx backend through ONNX Runtime's CUDA provider (the "
+        "'gpu' extra: onnxruntime-gpu in place of onnxruntime), the torch backend in float16 with a CUDA build of "
+        "PyTorch; either fails with a clear error without them. GPU vectors differ from the default CPU int8 ones "
+        "(cosine 0.956 at worst, 0.990 on average, measured on an H200), so a cuda index has its own fingerprint: "
         "serve it with device=cuda too.",
     )
 

@@ -60,32 +60,48 @@ def load_model(settings: EmbeddingSettings, cache_dir: Path | None = None) -> An
             model_path(settings.model), cache_dir or Path(tempfile.gettempdir()) / "assistant-onnx",
             quantize=settings.quantize, max_seq_length=settings.max_seq_length, device=settings.device,
         )  # fmt: skip
-    if settings.device != "cpu":
-        raise ConfigError("embedding.device=cuda runs the onnx backend only; set ASSISTANT_EMBEDDING__BACKEND=onnx")
     return load_sentence_transformer(settings)
 
 
 def load_sentence_transformer(settings: EmbeddingSettings) -> SentenceTransformer:
-    """Load the model in PyTorch on the CPU (the ``torch`` backend), with hub access switched off for this call."""
+    """Load the model in PyTorch (the ``torch`` backend), with hub access switched off for this call.
+
+    On ``device="cuda"`` the weights run in float16 (``quantize`` is a CPU format and does not apply):
+    on an H200, cosine >= 0.9998 to the CPU's float32 vectors (``scripts/gpu_embed_bench.py``).
+
+    Raises:
+        ConfigError: ``device`` is ``"cuda"`` and this PyTorch build cannot use a GPU.
+
+    """
+    import torch
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
+
+    cuda = settings.device == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise ConfigError(
+            "embedding.device=cuda with the torch backend needs a CUDA build of PyTorch and an NVIDIA GPU; this "
+            f"PyTorch ({torch.__version__}) sees none. Install torch==2.13.0 from the CUDA wheel index, use the onnx "
+            "backend with the 'gpu' extra, or set ASSISTANT_EMBEDDING__DEVICE=cpu"
+        )
 
     hf_logging.disable_progress_bar()  # a per-weight progress bar on every start is noise
     path = model_path(settings.model)
     previous = os.environ.get("HF_HUB_OFFLINE")
     os.environ["HF_HUB_OFFLINE"] = "1"  # a missing file must fail here, not trigger a download
     try:
-        model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        model = SentenceTransformer(
+            str(path), device=settings.device, local_files_only=True,
+            model_kwargs={"dtype": torch.float16} if cuda else {},
+        )  # fmt: skip
     finally:
         if previous is None:
             os.environ.pop("HF_HUB_OFFLINE", None)
         else:
             os.environ["HF_HUB_OFFLINE"] = previous
     model.max_seq_length = settings.max_seq_length
-    if settings.quantize == "int8":
+    if settings.quantize == "int8" and not cuda:
         import warnings
-
-        import torch
 
         with warnings.catch_warnings():  # torch flags eager-mode quantization as deprecated; it still works
             warnings.simplefilter("ignore")

@@ -25,17 +25,7 @@ def test_each_fact_is_in_the_answer_and_in_a_cited_passage(real_assistant, item)
         assert any(a.lower() in cited for a in alternatives), (alternatives, "not in a cited passage")
 
 
-#: Answered although the article does not say: its revenue sentences score 0.45 against the 0.43 threshold
-#: (the learned models of issue 11; the article is a test set, so the threshold is not moved for it).
-KNOWN_MISSES = {"d13"}
-
-
-def _unanswerable(item: dict):
-    mark = pytest.mark.xfail(reason="known miss, see KNOWN_MISSES", strict=False) if item["id"] in KNOWN_MISSES else ()
-    return pytest.param(item, id=item["id"], marks=mark)
-
-
-@pytest.mark.parametrize("item", [_unanswerable(i) for i in DEV if not i["answerable"]])
+@pytest.mark.parametrize("item", [pytest.param(i, id=i["id"]) for i in DEV if not i["answerable"]])
 def test_questions_the_sources_do_not_answer_are_refused(real_assistant, item):
     answer = real_assistant.ask(item["question"])
     assert answer.refused and not answer.citations
@@ -78,13 +68,13 @@ def test_several_facts_from_several_sentences(real_assistant):
 
 def test_dev_and_extra_sets_meet_the_targets(real_assistant):
     dev = evaluate(real_assistant, load_items(DATA / "dev_qa.jsonl"))["summary"]
-    # Issue 11's target for the dev set is 0.95 with 3/3 refused; the learned models, never trained or calibrated
-    # on this article, measure 12/12 and 2/3 (KNOWN_MISSES), so the gate is what they hold. Extra's floor sits
-    # under its measured figure.
+    # Issue 11's target for the dev set: 0.95 with 3/3 refused (the learned models, never trained or calibrated on
+    # this article, measure 15/15). Extra's floor sits under its measured figure (25/30 with the stack fitted on
+    # out-of-fold scores, 27/30 before it: two more refusals of answerable questions).
     assert dev["answerable_accuracy"] >= 0.95 and dev["citation_support"] >= 0.95, dev
-    assert dev["accuracy"] >= 0.93 and dev["refused_unanswerable"] in ("2/3", "3/3"), dev
+    assert dev["accuracy"] >= 0.95 and dev["refused_unanswerable"] == "3/3", dev
     extra = evaluate(real_assistant, load_items(DATA / "extra_qa.jsonl"))["summary"]
-    assert extra["accuracy"] >= 0.85, extra
+    assert extra["accuracy"] >= 0.8, extra
 
 
 SHARED_DEV = Path(__file__).resolve().parents[3] / "shared" / "eval" / "dev_qa.jsonl"
@@ -99,7 +89,7 @@ def test_shared_dev_set_meets_the_target_through_the_cli(real_settings, tmp_path
     env = {**os.environ, "ASSISTANT_SOURCES_DIR": str(real_settings.paths.sources_dir),
            "ASSISTANT_INDEX_DIR": str(real_settings.paths.index_dir)}  # fmt: skip
     result = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "eval", str(SHARED_DEV), "--min-accuracy", "0.93",
+        [sys.executable, "-m", "assistant.cli", "eval", str(SHARED_DEV), "--min-accuracy", "0.95",
          "--out", str(tmp_path)],
         capture_output=True, text=True, env=env, timeout=600,
     )  # fmt: skip

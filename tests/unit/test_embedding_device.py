@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import onnxruntime as ort
 import pytest
+import torch
 
 from assistant import cli
 from assistant.config import EmbeddingSettings, Settings
@@ -53,9 +54,12 @@ def test_loading_fails_before_exporting_anything(tmp_path):
     assert not (tmp_path / "onnx").exists(), "no graph is exported for a device that cannot run it"
 
 
-def test_the_torch_backend_refuses_cuda():
-    with pytest.raises(ConfigError, match="onnx backend only"):
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this PyTorch sees a GPU")
+def test_the_torch_backend_on_cuda_without_a_gpu_says_what_is_missing():
+    with pytest.raises(ConfigError) as caught:
         load_model(EmbeddingSettings(backend="torch", device="cuda"))
+    message = caught.value.message
+    assert "CUDA build of PyTorch" in message and "DEVICE=cpu" in message
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="this onnxruntime has the CUDA provider")

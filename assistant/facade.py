@@ -11,13 +11,11 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from assistant.answer.generative import GenerativeAnswerer
 from assistant.answer.llm import make_chat_model
 from assistant.answer.pipeline import AnswerPipeline
 from assistant.answer.question import validate_history, validate_question
 from assistant.answer.scorer import AnswerModels
 from assistant.answer.types import Answer
-from assistant.answer.verify import Verifier
 from assistant.config import Settings
 from assistant.embeddings import SentenceEmbedder
 from assistant.errors import AssistantError
@@ -76,7 +74,12 @@ class Assistant:
 
     def _make_pipeline(self, chat_model: Any | None, models: AnswerModels | None) -> AnswerPipeline:
         chat_model = chat_model if chat_model is not None else make_chat_model(self.settings.llm)
-        generator = GenerativeAnswerer(chat_model, Verifier(self.embedder)) if chat_model is not None else None
+        generator = None
+        if chat_model is not None:  # imported here: LangChain's parsers and tracers cost a second at start-up
+            from assistant.answer.generative import GenerativeAnswerer
+            from assistant.answer.verify import Verifier
+
+            generator = GenerativeAnswerer(chat_model, Verifier(self.embedder))
         return AnswerPipeline(
             self.embedder, self.store, models or AnswerModels.load(self.settings.answer.model_path), generator,
             backend=self.settings.llm.spec,

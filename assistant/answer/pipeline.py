@@ -14,13 +14,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from assistant.answer.compose import Citations, focus_span, select
 from assistant.answer.evidence import Evidence, SentenceRef, gather
 from assistant.answer.features import CandidateTable
-from assistant.answer.generative import GenerativeAnswerer
 from assistant.answer.question import Question, analyse, is_english
 from assistant.answer.scorer import AnswerModels
 from assistant.answer.types import Answer
@@ -28,6 +28,9 @@ from assistant.embeddings import SentenceEmbedder
 from assistant.prompts import not_english_text, refusal_text
 from assistant.retrieval import HybridRetriever
 from assistant.store import PassageStore
+
+if TYPE_CHECKING:  # the generative path (LangChain's parsers and tracers) is imported only when configured
+    from assistant.answer.generative import GenerativeAnswerer
 
 
 @dataclass(slots=True)

@@ -155,6 +155,21 @@ def test_symlink_outside_sources_is_skipped(workspace, store, fake_embedder, tmp
     assert "salary" not in " ".join(Corpus(store).texts)
 
 
+def test_a_symlinked_folder_never_leads_out_of_the_sources(workspace, store, fake_embedder, tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "pay.txt").write_text("Top secret salary data.\n")
+    inside = workspace.paths.sources_dir / "policies"
+    inside.mkdir()
+    (inside / "leave.txt").write_text("Staff get 25 days of leave.\n")
+    (workspace.paths.sources_dir / "out").symlink_to(outside, target_is_directory=True)
+    (workspace.paths.sources_dir / "again").symlink_to(inside, target_is_directory=True)
+    report = run(workspace, store, fake_embedder)
+    assert report.added == 2  # the article and policies/leave.txt; links to folders are not followed
+    texts = " ".join(Corpus(store).texts)
+    assert "salary" not in texts and "25 days" in texts
+
+
 def test_missing_sources_folder_is_a_clear_error(workspace, store, fake_embedder):
     workspace.paths.sources_dir = workspace.paths.sources_dir / "nope"
     with pytest.raises(SourceError, match="sources folder not found"):

@@ -132,9 +132,6 @@ def train(pairs: list[dict], out: Path, *, epochs: float = 1.0, base: Path | Non
     """Fine-tune, export to ONNX, quantise to int8; return what the model card needs."""
     model, _, record = fit(pairs, epochs=epochs, base=base)
     export(model.to("cpu"), out)
-    # How it was trained, beside the graph, so a run that reuses the graph (one from a GPU machine) can say so.
-    digest = hashlib.sha256(out.read_bytes()).hexdigest()
-    out.with_name(out.name + ".json").write_text(json.dumps({**record, "sha256": digest}), encoding="utf-8")
     return record
 
 
@@ -204,7 +201,11 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     pairs = read_jsonl(args.pairs)
     if not args.no_model:
-        print(json.dumps(train(pairs, args.out, epochs=args.epochs, base=args.base)), flush=True)
+        record = train(pairs, args.out, epochs=args.epochs, base=args.base)
+        # How it was trained, beside the graph, so a run that reuses it (say, from a GPU machine) can say so.
+        digest = hashlib.sha256(args.out.read_bytes()).hexdigest()
+        args.out.with_name(args.out.name + ".json").write_text(json.dumps({**record, "sha256": digest}))
+        print(json.dumps(record), flush=True)
     if args.cross_fit:
         rows = read_jsonl(args.cross_fit)
         scores = cross_fit(pairs, rows, epochs=args.epochs, base=args.base, only=args.fold)

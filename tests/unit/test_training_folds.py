@@ -1,0 +1,50 @@
+"""Cross-fitting: a training question's cross-encoder score never comes from a model that saw its documents."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+
+import train_answerer
+import train_reranker
+
+
+def test_each_fold_is_scored_by_a_model_trained_without_it(monkeypatch):
+    pairs = [{"question": f"q{i}", "sentence": "s", "label": i % 2, "fold": i % 3} for i in range(30)]
+    rows = [{"question": f"r{i}", "sentence": "s", "fold": i % 3} for i in range(12)]
+    seen_by_model = []
+
+    def fake_fit(train_pairs, **_):
+        seen_by_model.append({p["fold"] for p in train_pairs})
+        return len(seen_by_model) - 1, None, {"seconds": 0}
+
+    monkeypatch.setattr(train_reranker, "fit", fake_fit)
+    monkeypatch.setattr(train_reranker, "score", lambda model, _tok, held: [float(model)] * len(held))
+
+    scores = train_reranker.cross_fit(pairs, rows, epochs=1)
+    assert len(seen_by_model) == 3
+    for row, model in zip(rows, scores, strict=True):
+        assert row["fold"] not in seen_by_model[int(model)]
+        assert seen_by_model[int(model)] == {0, 1, 2} - {row["fold"]}
+
+    one = train_reranker.cross_fit(pairs, rows, epochs=1, only=1)
+    assert [s is not None for s in one] == [r["fold"] == 1 for r in rows]
+
+
+def test_folds_never_split_a_document_group():
+    def example(dataset, article=""):
+        return SimpleNamespace(item=SimpleNamespace(dataset=dataset, article=article))
+
+    train = [example(c) for c in ("hr", "it", "news", "guide") for _ in range(3)]
+    train += [example("squad", a) for a in ("Normans", "Huguenot", "Yuan", "Packet") for _ in range(5)]
+    fold = train_answerer.assign_folds(train)
+    group_folds: dict[str, set[int]] = {}
+    for e in train:
+        group_folds.setdefault(e.item.dataset + e.item.article, set()).add(fold[id(e)])
+    assert all(len(f) == 1 for f in group_folds.values()), "a document group sits in one fold"
+    assert set(fold.values()) == set(range(train_answerer.FOLDS))
+    per_fold = {f: {g for g, fs in group_folds.items() if f in fs} for f in range(train_answerer.FOLDS)}
+    assert all(len(groups) == 2 for groups in per_fold.values()), "one corpus and one article in each fold"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import time
 import uuid
@@ -22,7 +21,7 @@ from pydantic import ConfigDict
 
 from assistant.config import RetrievalSettings
 from assistant.embeddings import SentenceEmbedder
-from assistant.store import PassageStore, SourceState
+from assistant.store import FINISHED_GENERATION, PassageStore, SourceState
 from assistant.text import terms
 
 log = logging.getLogger(__name__)
@@ -54,7 +53,6 @@ class Passage:
 
 #: Bumped whenever the files of a saved lexical index change, so an old one is rebuilt, not misread.
 LEXICAL_CACHE_VERSION = "1"
-_FINISHED_GENERATION = re.compile(r"[0-9a-f]{32}")
 
 
 class Corpus:
@@ -92,7 +90,7 @@ class Corpus:
     def _folder(store: PassageStore, generation: str) -> Path | None:
         # Only a finished generation names content that stays put; the pattern also keeps a value read
         # from a shared server from naming a path of its own.
-        if store.lexical_dir is None or not _FINISHED_GENERATION.fullmatch(generation):
+        if store.lexical_dir is None or not FINISHED_GENERATION.fullmatch(generation):
             return None
         return store.lexical_dir / f"{store.name}-{generation}"
 

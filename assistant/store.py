@@ -35,7 +35,8 @@ from assistant.config import Settings
 from assistant.errors import IndexError_
 
 _PAGE = 5000
-_FINISHED = re.compile(r"[0-9a-f]{32}")
+#: What a finished change leaves as the generation (a change in progress, or a killed one, says ``changing-…``).
+FINISHED_GENERATION = re.compile(r"[0-9a-f]{32}")
 _SOURCE_RECORD = "source:"  # id prefix of the per-source records in the meta collection
 
 
@@ -178,7 +179,7 @@ class PassageStore:
         found = self.meta.get(ids=["generation", "states"], include=["metadatas"])
         values = {i: m["value"] for i, m in zip(found["ids"], found["metadatas"], strict=True)}
         generation = str(values.get("generation", ""))
-        return bool(_FINISHED.fullmatch(generation)) and values.get("states") == generation
+        return bool(FINISHED_GENERATION.fullmatch(generation)) and values.get("states") == generation
 
     def _announce_change(self) -> None:
         # Before the first write of a change: a reader that keys a saved lexical index by generation

@@ -46,3 +46,21 @@ def workspace(tmp_path: Path) -> Settings:
     sources.mkdir()
     shutil.copy(ARTICLE, sources / ARTICLE.name)
     return Settings(sources_dir=sources, index_dir=tmp_path / "index", _env_file=None)
+
+
+@pytest.fixture
+def count_calls(monkeypatch):
+    """``count_calls(owner, "method")`` wraps a method for the test and returns ``{"n": calls so far}``."""
+
+    def wrap(owner: type, name: str) -> dict[str, int]:
+        count = {"n": 0}
+        original = getattr(owner, name)
+
+        def counted(*args, **kwargs):
+            count["n"] += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, counted)
+        return count
+
+    return wrap

@@ -22,17 +22,9 @@ def store(workspace, fake_embedder):
 
 
 @pytest.fixture
-def builds(monkeypatch):
+def builds(count_calls):
     """Counts how often a Corpus is built from the store rather than loaded."""
-    count = {"n": 0}
-    build = Corpus._build
-
-    def counted(self, store):
-        count["n"] += 1
-        build(self, store)
-
-    monkeypatch.setattr(Corpus, "_build", counted)
-    return count
+    return count_calls(Corpus, "_build")
 
 
 def saved_folder(store: PassageStore):

@@ -17,17 +17,9 @@ def store(workspace, fake_embedder):
 
 
 @pytest.fixture
-def scans(monkeypatch):
+def scans(count_calls):
     """Counts the full scans of passage metadata."""
-    count = {"n": 0}
-    scan = PassageStore._scanned_states
-
-    def counted(self):
-        count["n"] += 1
-        return scan(self)
-
-    monkeypatch.setattr(PassageStore, "_scanned_states", counted)
-    return count
+    return count_calls(PassageStore, "_scanned_states")
 
 
 def test_records_match_the_scan_through_adds_edits_and_removals(workspace, store, fake_embedder, scans):

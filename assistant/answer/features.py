@@ -59,7 +59,9 @@ BASE_FEATURES = (
     "follow_up",
 )
 
-#: The cross-encoder reads only this many candidates, the ones the base-feature model ranks highest.
+#: The most candidates the cross-encoder reads (the ones the base-feature model ranks highest): training
+#: scores this many; the shipped models read the number chosen on the calibration split
+#: (:attr:`assistant.answer.scorer.AnswerModels.cross_candidates`).
 CROSS_CANDIDATES = 12
 #: Features a candidate gets from the cross-encoder (see :meth:`CandidateTable.add_cross`).
 CROSS_FEATURES = ("cross", "cross_gap", "cross_scored")
@@ -236,9 +238,9 @@ class CandidateTable:
         matrix[:, cov + 1] = matrix[:, cov] - matrix[:, cov].max()
         return matrix
 
-    def shortlist(self, base_probabilities: np.ndarray) -> list[int]:
-        """The candidates the cross-encoder reads: the best by the base-feature model."""
-        return [int(i) for i in np.argsort(-base_probabilities, kind="stable")[:CROSS_CANDIDATES]]
+    def shortlist(self, base_probabilities: np.ndarray, count: int = CROSS_CANDIDATES) -> list[int]:
+        """The candidates the cross-encoder reads: the ``count`` best by the base-feature model."""
+        return [int(i) for i in np.argsort(-base_probabilities, kind="stable")[:count]]
 
     def add_cross(self, shortlist: list[int], logits: np.ndarray) -> None:
         """Append the cross-encoder's columns; candidates it did not read rank just below all it did."""

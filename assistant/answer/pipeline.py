@@ -89,7 +89,7 @@ class AnswerPipeline:
         table = CandidateTable(question, evidence, q_vec)
         probabilities = np.zeros(0)
         if table.refs:
-            shortlist = table.shortlist(self.models.shortlist.probability(table.matrix))
+            shortlist = table.shortlist(self.models.shortlist.probability(table.matrix), self.models.cross_candidates)
             t = timer.add("answer", t)
             logits = self.models.reranker.score(question.search_text, [table.refs[i].text for i in shortlist])
             t = timer.add("rerank", t)

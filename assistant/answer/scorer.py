@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.answer.features import BASE_FEATURES, QUESTION_FEATURES, SENTENCE_FEATURES
+from assistant.answer.features import BASE_FEATURES, CROSS_CANDIDATES, QUESTION_FEATURES, SENTENCE_FEATURES
 from assistant.answer.reranker import CrossEncoder
 from assistant.errors import AssistantError
 
@@ -81,6 +81,9 @@ class AnswerModels:
         second_ratio: A fact question also gets the runner-up sentence when its probability is at
             least this share of the best one's (chosen on the calibration split).
         point_ratio: An explanation or list gets further points down to this share of the best.
+        cross_candidates: How many of the shortlist the cross-encoder reads (chosen on the calibration
+            split: the fewest that answer as well as all :data:`CROSS_CANDIDATES`; it is most of the time
+            an answer takes).
 
     """
 
@@ -91,18 +94,22 @@ class AnswerModels:
     threshold: float
     second_ratio: float
     point_ratio: float
+    cross_candidates: int = CROSS_CANDIDATES
     reranker_file: dict | None = None
 
     @classmethod
     def from_dict(cls, data: dict, folder: Path | None = None) -> AnswerModels:
         """Build from the JSON form; the reranker graph is read from ``folder`` (package data by default)."""
         graph = data["reranker"]
+        count = int(data.get("cross_candidates", CROSS_CANDIDATES))
+        if not 1 <= count <= CROSS_CANDIDATES:
+            raise AssistantError(f"cross_candidates must be between 1 and {CROSS_CANDIDATES}, not {count}")
         return cls(
             Logistic.from_dict(data["shortlist"], BASE_FEATURES),
             _load_reranker(graph, folder),
             Logistic.from_dict(data["sentence"], SENTENCE_FEATURES),
             Logistic.from_dict(data["answerable"], QUESTION_FEATURES),
-            float(data["threshold"]), float(data["second_ratio"]), float(data["point_ratio"]), graph,
+            float(data["threshold"]), float(data["second_ratio"]), float(data["point_ratio"]), count, graph,
         )  # fmt: skip
 
     def to_dict(self) -> dict:
@@ -115,6 +122,7 @@ class AnswerModels:
             "threshold": round(self.threshold, 6),
             "second_ratio": round(self.second_ratio, 6),
             "point_ratio": round(self.point_ratio, 6),
+            "cross_candidates": self.cross_candidates,
         }
 
     @classmethod

@@ -94,3 +94,12 @@ def test_shared_dev_set_meets_the_target_through_the_cli(real_settings, tmp_path
         capture_output=True, text=True, env=env, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_the_cross_encoder_reads_only_the_shortlist_the_models_were_calibrated_for(real_assistant, monkeypatch):
+    models = real_assistant.pipeline.models
+    read = []
+    original = type(models.reranker).score
+    monkeypatch.setattr(type(models.reranker), "score", lambda self, q, s: read.append(len(s)) or original(self, q, s))
+    answer = real_assistant.ask("What is the SU7's price in China, and which factory builds it?")
+    assert not answer.refused and read and all(n == models.cross_candidates for n in read)

@@ -12,7 +12,13 @@ import pytest
 
 from assistant.answer.compose import focus_span, select
 from assistant.answer.evidence import Evidence, SentenceRef
-from assistant.answer.features import BASE_FEATURES, QUESTION_FEATURES, SENTENCE_FEATURES, CandidateTable
+from assistant.answer.features import (
+    BASE_FEATURES,
+    CROSS_CANDIDATES,
+    QUESTION_FEATURES,
+    SENTENCE_FEATURES,
+    CandidateTable,
+)
 from assistant.answer.question import AnswerType, QuestionForm, analyse, is_english, question_form
 from assistant.answer.scorer import AnswerModels, Logistic
 from assistant.errors import AssistantError
@@ -54,6 +60,22 @@ def test_a_model_for_other_features_is_refused_with_a_clear_error(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(AssistantError, match="retrain"):
         AnswerModels.load(path)
+
+
+@pytest.mark.parametrize("count", [0, CROSS_CANDIDATES + 1])
+def test_a_cross_candidate_count_the_training_never_scored_is_refused(tmp_path, count):
+    data = AnswerModels.load().to_dict()
+    data["cross_candidates"] = count
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(AssistantError, match="cross_candidates must be between 1 and"):
+        AnswerModels.load(path)
+
+
+def test_the_shortlist_is_the_best_count_candidates_by_the_base_model():
+    table = CandidateTable.__new__(CandidateTable)
+    assert table.shortlist(np.array([0.1, 0.9, 0.5, 0.7]), 2) == [1, 3]
+    assert table.shortlist(np.array([0.1, 0.9]), 3) == [1, 0]
 
 
 def test_logistic_is_a_standardised_sigmoid():

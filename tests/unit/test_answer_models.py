@@ -47,6 +47,16 @@ def test_reranker_prefers_the_sentence_that_answers():
     assert logits.shape == (2,) and logits[0] > logits[1]
 
 
+def test_a_pairs_score_does_not_depend_on_what_else_was_shortlisted():
+    reranker = AnswerModels.load().reranker
+    question = "How many days of annual leave do full-time staff get?"
+    answer = "Full-time employees receive 25 days of paid time off per year."
+    others = ["The office closes at 6 pm on Fridays.", "Part-time staff get leave pro rata, rounded up to half a day."]
+    alone = reranker.score(question, [answer])[0]
+    assert reranker.score(question, [answer, *others])[0] == alone
+    assert reranker.score(question, [*others, answer])[2] == alone
+
+
 def test_shipped_models_load_and_were_trained_on_these_features():
     models = AnswerModels.load()
     assert models.sentence.features == SENTENCE_FEATURES and models.answerable.features == QUESTION_FEATURES

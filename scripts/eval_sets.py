@@ -6,6 +6,7 @@ Each set is indexed on its own in a temporary folder and asked through ``Assista
 
     .venv/bin/python scripts/eval_sets.py                  # every set (SQuAD: the held-out articles, all questions)
     .venv/bin/python scripts/eval_sets.py --squad-sample 0 # skip SQuAD
+    .venv/bin/python scripts/eval_sets.py --squad-sample 0 --sets support-kb,facilities-guide
     .venv/bin/python scripts/eval_sets.py --json out.json
 """
 
@@ -39,12 +40,14 @@ def _corpus_sets(splits: dict) -> list[tuple[str, str, Path, list[Path]]]:
     return sets
 
 
-def run(squad_path: Path, squad_sample: int, seed: int) -> list[dict]:
-    """Evaluate every set; one summary row per set."""
+def run(squad_path: Path, squad_sample: int, seed: int, only: set[str] | None = None) -> list[dict]:
+    """Evaluate every set (or the corpora named in ``only``); one summary row per set."""
     splits = json.loads((DATA / "splits.json").read_text(encoding="utf-8"))
     rows = []
     with tempfile.TemporaryDirectory(prefix="eval-sets-") as tmp:
         for name, split, sources, question_files in _corpus_sets(splits):
+            if only is not None and name not in only:
+                continue
             folder = Path(tmp) / name
             shutil.copytree(sources, folder / "sources", ignore=shutil.ignore_patterns("*.jsonl"))
             settings = Settings(sources_dir=folder / "sources", index_dir=folder / "index", _env_file=None)
@@ -69,8 +72,9 @@ def main() -> None:
     parser.add_argument("--squad-sample", type=int, default=-1, help="questions per SQuAD split; -1 all, 0 none")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--sets", help="comma-separated corpora to run (e.g. meeting-notes,article); default all")
     args = parser.parse_args()
-    rows = run(args.squad, args.squad_sample, args.seed)
+    rows = run(args.squad, args.squad_sample, args.seed, set(args.sets.split(",")) if args.sets else None)
     print("| set | split | questions | " + " | ".join(COLUMNS) + " |")
     print("|---|---|---|" + "---|" * len(COLUMNS))
     for r in rows:

@@ -81,9 +81,9 @@ class AnswerModels:
         second_ratio: A fact question also gets the runner-up sentence when its probability is at
             least this share of the best one's (chosen on the calibration split).
         point_ratio: An explanation or list gets further points down to this share of the best.
-        cross_candidates: How many of the shortlist the cross-encoder reads (chosen on the calibration
-            split: the fewest that answer as well as all :data:`CROSS_CANDIDATES`; it is most of the time
-            an answer takes).
+        cross_candidates: How many of the shortlist the cross-encoder reads: the fewest that answer the
+            calibration split as well as all :data:`CROSS_CANDIDATES` (the cross-encoder is most of an
+            answer's time).
 
     """
 

@@ -18,6 +18,13 @@ features are exactly those the assistant computes when answering.
         --fold F --scores oof-F.jsonl                                                       # there, F = 0..3
     .venv/bin/python scripts/train_answerer.py --reuse /tmp/examples.pkl --reranker reranker.onnx \
         --cross-fitted oof.jsonl                                                            # the oof-F files joined
+    # on 2 CPU cores in about 1 h: two folds, and two one-thread runs side by side (about 20 pairs/s each)
+    .venv/bin/python scripts/train_answerer.py --reuse /tmp/examples.pkl --folds 2 --cross-fit-job JOB
+    .venv/bin/python scripts/train_reranker.py JOB/pairs.jsonl --epochs 3 --threads 1 --out reranker.onnx &
+    .venv/bin/python scripts/train_reranker.py JOB/pairs.jsonl --epochs 3 --threads 1 --no-model \
+        --cross-fit JOB/rows.jsonl --scores oof.jsonl; wait
+    .venv/bin/python scripts/train_answerer.py --reuse /tmp/examples.pkl --folds 2 --reranker reranker.onnx \
+        --cross-fitted oof.jsonl
 """
 
 from __future__ import annotations
@@ -274,14 +281,15 @@ def fit_models(
     reranker: Path | None,
     cross_fitted: Path | None,
     job: Path | None = None,
+    folds: int = FOLDS,
 ) -> tuple[AnswerModels, dict]:
     """Fit the shortlist model, the cross-encoder and the stack on ``train``.
 
     The sentence and answerability models stack on the cross-encoder's score, and on its own training
     questions a reader's scores are overconfident: a stacker fitted on them learns to trust it more than
     it deserves elsewhere (3 epochs: held-out top-1 sentence fell from 0.61 to 0.52 on the meeting notes).
-    So the training questions get *out-of-fold* scores: the training documents are cut into
-    :data:`FOLDS` folds, and each fold's candidates are scored by a cross-encoder trained on the other
+    So the training questions get *out-of-fold* scores: the training documents are cut into ``folds``
+    folds (:data:`FOLDS` by default), and each fold's candidates are scored by a cross-encoder trained on the other
     folds (``train_reranker.cross_fit``); the shipped cross-encoder, trained on every fold, scores the
     calibration and test questions. The stack's C is chosen by leaving one fold out (sentence model: top-1
     on the fold left out; answerability: AUC), and calibration stays unseen for the threshold. The
@@ -294,7 +302,7 @@ def fit_models(
         (_fit_sentence(train, BASE_FEATURES, c) for c in C_GRID),
         key=lambda m: statistics.fmean(_top1(ex, m) for ex in calibration.values()),
     )
-    fold = assign_folds(train)
+    fold = assign_folds(train, folds)
     picks = {
         id(e): e.table.shortlist(shortlist.probability(e.table.matrix[:, : len(BASE_FEATURES)]))
         for e in examples
@@ -317,6 +325,8 @@ def fit_models(
         if reranker.resolve() != graph.resolve():
             shutil.copyfile(reranker, graph)
         scored = read_jsonl(cross_fitted)
+        if {r["fold"] for r in scored} != set(range(folds)):
+            raise SystemExit(f"{cross_fitted} was scored in other folds than --folds {folds}")
     else:
         pairs = reranker_pairs(train, shortlist, fold)
         card = train_reranker(pairs, graph, epochs=RERANKER_EPOCHS)
@@ -364,7 +374,7 @@ def fit_models(
     models = AnswerModels(shortlist, cross, sentence, answerable, threshold=0.5, second_ratio=0.8, point_ratio=0.5,
                           reranker_file=graph_info)  # fmt: skip
     read_cross(examples, models, CROSS_CANDIDATES)
-    return models, {**card, "c_sentence": c_sentence, "c_answerable": c_answerable}
+    return models, {**card, "c_sentence": c_sentence, "c_answerable": c_answerable, "folds": folds}
 
 
 def read_cross(examples: list[Example], models: AnswerModels, count: int) -> None:
@@ -403,16 +413,16 @@ def choose_cross_candidates(
     return min(good), values
 
 
-def assign_folds(train: list[Example]) -> dict[int, int]:
+def assign_folds(train: list[Example], folds: int = FOLDS) -> dict[int, int]:
     """Each training example's fold, keyed by ``id``.
 
     A document group (a corpus, a SQuAD article) is never split, and the groups of each kind are dealt
-    round the :data:`FOLDS` folds in name order.
+    round the ``folds`` folds in name order.
     """
     group = {id(e): e.item.dataset if e.item.dataset != "squad" else "squad/" + e.item.article for e in train}
     corpora = sorted({g for g in group.values() if not g.startswith("squad/")})
     articles = sorted({g for g in group.values() if g.startswith("squad/")})
-    number = {g: i % FOLDS for names in (corpora, articles) for i, g in enumerate(names)}
+    number = {g: i % folds for names in (corpora, articles) for i, g in enumerate(names)}
     return {k: number[g] for k, g in group.items()}
 
 
@@ -624,6 +634,14 @@ def main() -> None:
     parser.add_argument("--reranker", type=Path, help="reuse this cross-encoder graph instead of training one")
     parser.add_argument("--cross-fitted", type=Path, help="with --reranker: its out-of-fold scores (JSONL)")
     parser.add_argument("--cross-fit-job", type=Path, help="write the cross-encoder's pairs and rows here, stop")
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=FOLDS,
+        choices=range(2, 9),
+        metavar="2..8",
+        help=f"cross-encoder folds for the out-of-fold scores (default {FOLDS}; 2 halves a CPU run)",
+    )
     parser.add_argument("--splits", type=Path, default=DATA / "splits.json", help="which data goes where")
     args = parser.parse_args()
     if bool(args.reranker) != bool(args.cross_fitted):
@@ -646,7 +664,7 @@ def main() -> None:
     calibration = {d: ex for (s, d), ex in by_set.items() if s == "calibration"}
     args.out.mkdir(parents=True, exist_ok=True)
     models, reranker_card = fit_models(
-        train, calibration, examples, args.out, args.reranker, args.cross_fitted, args.cross_fit_job
+        train, calibration, examples, args.out, args.reranker, args.cross_fitted, args.cross_fit_job, args.folds
     )
     pairs = sum(len(e.labels) for e in train)
     models = calibrate(calibration, models)
@@ -704,7 +722,8 @@ def write_card(
         f"- **Seed**: {SEED}; L2 logistic regression (scikit-learn, lbfgs), features standardised, each dataset",
         "  weighted equally. The shortlist model (no cross-encoder score) is fitted on the training split, C chosen",
         "  on calibration (top-1). The sentence and answerability models read the cross-encoder's score, so on the",
-        f"  training split they read *out-of-fold* scores: its documents are dealt into {FOLDS} folds (a corpus or",
+        "  training split they read *out-of-fold* scores: its documents are dealt into "
+        f"{reranker.get('folds', FOLDS)} folds (a corpus or",
         "  a SQuAD article never split) and each fold's candidates are scored by a cross-encoder trained, same",
         "  recipe, on the other folds; the shipped one scores calibration and test. Their C is chosen by leaving",
         f"  one fold out (mean top-1 / mean AUC on the fold left out) from {list(C_GRID)}: sentence C =",

@@ -723,7 +723,7 @@ def write_card(
         "  weighted equally. The shortlist model (no cross-encoder score) is fitted on the training split, C chosen",
         "  on calibration (top-1). The sentence and answerability models read the cross-encoder's score, so on the",
         "  training split they read *out-of-fold* scores: its documents are dealt into "
-        f"{reranker.get('folds', FOLDS)} folds (a corpus or",
+        f"{reranker['folds']} folds (a corpus or",
         "  a SQuAD article never split) and each fold's candidates are scored by a cross-encoder trained, same",
         "  recipe, on the other folds; the shipped one scores calibration and test. Their C is chosen by leaving",
         f"  one fold out (mean top-1 / mean AUC on the fold left out) from {list(C_GRID)}: sentence C =",

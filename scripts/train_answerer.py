@@ -25,6 +25,8 @@ features are exactly those the assistant computes when answering.
         --cross-fit JOB/rows.jsonl --scores oof.jsonl; wait
     .venv/bin/python scripts/train_answerer.py --reuse /tmp/examples.pkl --folds 2 --reranker reranker.onnx \
         --cross-fitted oof.jsonl
+    # --reader labelled: the cross-encoder reads each sentence after the heading or FAQ question above it
+    # (give it to every step above; the shipped one reads sentences alone, see the README for the trial)
 """
 
 from __future__ import annotations
@@ -282,6 +284,7 @@ def fit_models(
     cross_fitted: Path | None,
     job: Path | None = None,
     folds: int = FOLDS,
+    labelled: bool = False,
 ) -> tuple[AnswerModels, dict]:
     """Fit the shortlist model, the cross-encoder and the stack on ``train``.
 
@@ -293,7 +296,8 @@ def fit_models(
     folds (``train_reranker.cross_fit``); the shipped cross-encoder, trained on every fold, scores the
     calibration and test questions. The stack's C is chosen by leaving one fold out (sentence model: top-1
     on the fold left out; answerability: AUC), and calibration stays unseen for the threshold. The
-    shortlist model reads no cross-encoder score; its C is chosen on calibration (top-1).
+    shortlist model reads no cross-encoder score; its C is chosen on calibration (top-1). ``labelled``: the
+    cross-encoder reads each sentence after the heading or FAQ question above it (recorded in the models).
 
     ``reranker`` and ``cross_fitted`` reuse a graph and its out-of-fold scores from an earlier run (a GPU
     machine's, say); ``job`` writes the cross-encoder's inputs there for such a run and stops.
@@ -309,15 +313,15 @@ def fit_models(
         if len(e.labels)
     }
     rows = [
-        {"question": e.table.question.search_text, "sentence": e.table.refs[i].text, "fold": fold[id(e)]}
+        {"question": e.table.question.search_text, "sentence": text, "fold": fold[id(e)]}
         for e in train
         if len(e.labels)
-        for i in picks[id(e)]
+        for text in e.table.reader_texts(picks[id(e)], labelled=labelled)
     ]
     graph = out / RERANKER_FILE
     if job:
         job.mkdir(parents=True, exist_ok=True)
-        write_jsonl(job / "pairs.jsonl", reranker_pairs(train, shortlist, fold))
+        write_jsonl(job / "pairs.jsonl", reranker_pairs(train, shortlist, fold, labelled))
         write_jsonl(job / "rows.jsonl", rows)
         raise SystemExit(f"wrote {job}/pairs.jsonl and rows.jsonl; see scripts/train_reranker.py for the run")
     if reranker:
@@ -328,19 +332,23 @@ def fit_models(
         if {r["fold"] for r in scored} != set(range(folds)):
             raise SystemExit(f"{cross_fitted} was scored in other folds than --folds {folds}")
     else:
-        pairs = reranker_pairs(train, shortlist, fold)
+        pairs = reranker_pairs(train, shortlist, fold, labelled)
         card = train_reranker(pairs, graph, epochs=RERANKER_EPOCHS)
         scored = [{**r, "score": v} for r, v in zip(rows, cross_fit(pairs, rows, epochs=RERANKER_EPOCHS), strict=True)]
     out_of_fold = {(r["question"], r["sentence"]): r["score"] for r in scored}
-    cross = CrossEncoder(graph, model_path(f"{BUNDLED_PREFIX}all-MiniLM-L6-v2") / "tokenizer.json")
+    cross = CrossEncoder(graph, model_path(f"{BUNDLED_PREFIX}all-MiniLM-L6-v2") / "tokenizer.json", labelled=labelled)
     for e in examples:
         e.cross = None
         if len(e.labels):
             picked, question = picks[id(e)], e.table.question.search_text
+            texts = e.table.reader_texts(picked, labelled=labelled)
             if id(e) in fold:
-                values = np.array([out_of_fold[(question, e.table.refs[i].text)] for i in picked], dtype=np.float32)
+                missing = [text for text in texts if (question, text) not in out_of_fold]
+                if missing:
+                    raise SystemExit(f"no out-of-fold score for {missing[0][:60]!r}: scored with another --reader?")
+                values = np.array([out_of_fold[(question, text)] for text in texts], dtype=np.float32)
             else:
-                values = cross.score(question, [e.table.refs[i].text for i in picked])
+                values = cross.score(question, texts)
             e.cross = (picked, values)
             e.table.add_cross(picked, values)
 
@@ -367,6 +375,8 @@ def fit_models(
     answerable = _fit_answerable(train, sentence, c_answerable)
     digest = hashlib.sha256(graph.read_bytes()).hexdigest()
     graph_info = {"file": RERANKER_FILE, "sha256": digest, "bytes": graph.stat().st_size}
+    if labelled:
+        graph_info["reads"] = "labelled"
     if "pairs" in card:  # how the graph was trained, kept with it so a later run that reuses it can say so
         graph_info["training"] = {
             k: card[k] for k in ("pairs", "positives", "epochs", "batch_size", "lr", "seconds", "device") if k in card
@@ -449,7 +459,7 @@ def _reranker_record(graph: Path) -> dict:
     return {"reused": str(graph)}
 
 
-def reranker_pairs(train: list[Example], shortlist: Logistic, fold: dict[int, int]) -> list[dict]:
+def reranker_pairs(train: list[Example], shortlist: Logistic, fold: dict[int, int], labelled: bool) -> list[dict]:
     """Question-sentence pairs for the cross-encoder, from the training split only.
 
     Every gold sentence is a positive; the negatives are the :data:`HARD_NEGATIVES` sentences the feature
@@ -469,8 +479,8 @@ def reranker_pairs(train: list[Example], shortlist: Logistic, fold: dict[int, in
         question = e.table.question.search_text
         repeats = 1 if e.item.dataset == "squad" else CORPUS_REPEATS
         pairs += [
-            {"question": question, "sentence": e.table.refs[i].text, "label": int(e.labels[i]), "fold": fold[id(e)]}
-            for i in chosen
+            {"question": question, "sentence": text, "label": int(e.labels[i]), "fold": fold[id(e)]}
+            for i, text in zip(chosen, e.table.reader_texts(chosen, labelled=labelled), strict=True)
         ]
         pairs += pairs[-len(chosen) :] * (repeats - 1)
     return pairs
@@ -642,6 +652,12 @@ def main() -> None:
         metavar="2..8",
         help=f"cross-encoder folds for the out-of-fold scores (default {FOLDS}; 2 halves a CPU run)",
     )
+    parser.add_argument(
+        "--reader",
+        choices=("sentence", "labelled"),
+        default="sentence",
+        help="what the cross-encoder reads: each sentence alone (default), or after its heading or FAQ question",
+    )
     parser.add_argument("--splits", type=Path, default=DATA / "splits.json", help="which data goes where")
     args = parser.parse_args()
     if bool(args.reranker) != bool(args.cross_fitted):
@@ -664,8 +680,9 @@ def main() -> None:
     calibration = {d: ex for (s, d), ex in by_set.items() if s == "calibration"}
     args.out.mkdir(parents=True, exist_ok=True)
     models, reranker_card = fit_models(
-        train, calibration, examples, args.out, args.reranker, args.cross_fitted, args.cross_fit_job, args.folds
-    )
+        train, calibration, examples, args.out, args.reranker, args.cross_fitted, args.cross_fit_job, args.folds,
+        labelled=args.reader == "labelled",
+    )  # fmt: skip
     pairs = sum(len(e.labels) for e in train)
     models = calibrate(calibration, models)
     # Fewer candidates is a saving, not a new model: the thresholds stay those chosen for all of them, at
@@ -711,6 +728,9 @@ def write_card(
         f"- **sha256 of `{MODEL_FILE}`**: `{digest}` (checked by `tests/unit/test_answer_models.py`)",
         f"- **sha256 of `{graph.get('file')}`**: `{graph.get('sha256')}` (recorded in `{MODEL_FILE}`, checked too)",
         f"- **Cross-encoder**: `BertForSequenceClassification`, one logit, from the training split only: {trained}.",
+        "  It reads each candidate "
+        + ("after the heading or FAQ question above it" if graph.get("reads") == "labelled" else "alone")
+        + " (`--reader`, `CandidateTable.reader_texts`), in training and answering alike.",
         f"  Training scores the {CROSS_CANDIDATES} candidates the shortlist model ranks highest",
         f"  (scripts/train_reranker.py); the shipped models read the first {models.cross_candidates}, the fewest whose",
         f"  expected accuracy on every calibration dataset is within {PLATEAU} of reading all {CROSS_CANDIDATES}",

@@ -238,6 +238,29 @@ class CandidateTable:
         matrix[:, cov + 1] = matrix[:, cov] - matrix[:, cov].max()
         return matrix
 
+    def reader_texts(self, indices: list[int], *, labelled: bool) -> list[str]:
+        """What the cross-encoder reads for these candidates: the sentences, ``labelled`` or alone.
+
+        A labelled sentence comes after the heading or FAQ question above it: a FAQ's answer ("Yes, up to 3
+        days a week.") or a table row says little without the question or heading it sits under, which the
+        base features read (``cos_heading``) and a bare sentence lacks.
+        """
+        if not labelled:
+            return [self.refs[i].text for i in indices]
+        texts = {}
+        for group in self.groups:
+            label = None
+            for s in group:
+                if label is not None and s.position - label.position > _HEADING_REACH:
+                    label = None
+                above = label
+                if _is_label(s):
+                    label = s
+                if above is not None and _is_candidate(s):
+                    text = above.text.strip().lstrip("#*").strip()
+                    texts[id(s)] = f"{text}{' ' if text.endswith('?') else ': '}{s.text}"
+        return [texts.get(id(self.refs[i]), self.refs[i].text) for i in indices]
+
     def shortlist(self, base_probabilities: np.ndarray, count: int = CROSS_CANDIDATES) -> list[int]:
         """The candidates the cross-encoder reads: the ``count`` best by the base-feature model."""
         return [int(i) for i in np.argsort(-base_probabilities, kind="stable")[:count]]

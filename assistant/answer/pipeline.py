@@ -91,7 +91,8 @@ class AnswerPipeline:
         if table.refs:
             shortlist = table.shortlist(self.models.shortlist.probability(table.matrix), self.models.cross_candidates)
             t = timer.add("answer", t)
-            logits = self.models.reranker.score(question.search_text, [table.refs[i].text for i in shortlist])
+            reranker = self.models.reranker
+            logits = reranker.score(question.search_text, table.reader_texts(shortlist, labelled=reranker.labelled))
             t = timer.add("rerank", t)
             table.add_cross(shortlist, logits)
             probabilities = self.models.sentence.probability(table.matrix)

@@ -25,10 +25,13 @@ class CrossEncoder:
     Args:
         graph: The int8 ONNX file.
         tokenizer: The ``tokenizer.json`` of the model it was fine-tuned from.
+        labelled: Whether it was trained to read each sentence after its heading or FAQ question
+            (:meth:`assistant.answer.features.CandidateTable.reader_texts`).
 
     """
 
-    def __init__(self, graph: Path, tokenizer: Path) -> None:
+    def __init__(self, graph: Path, tokenizer: Path, *, labelled: bool = False) -> None:
+        self.labelled = labelled
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer

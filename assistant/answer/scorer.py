@@ -146,4 +146,4 @@ def _load_reranker(graph: dict, folder: Path | None) -> CrossEncoder:
 
     folder = folder or Path(str(resources.files("assistant.models")))
     tokenizer = model_path(f"{BUNDLED_PREFIX}all-MiniLM-L6-v2") / "tokenizer.json"
-    return CrossEncoder(folder / graph["file"], tokenizer)
+    return CrossEncoder(folder / graph["file"], tokenizer, labelled=graph.get("reads") == "labelled")

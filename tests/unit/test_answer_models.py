@@ -72,6 +72,17 @@ def test_a_model_for_other_features_is_refused_with_a_clear_error(tmp_path):
         AnswerModels.load(path)
 
 
+def test_the_models_say_how_their_cross_encoder_reads(tmp_path):
+    assert not AnswerModels.load().reranker.labelled  # the shipped one reads sentences alone
+    data = AnswerModels.load().to_dict()
+    data["reranker"]["reads"] = "labelled"
+    (tmp_path / "m.json").write_text(json.dumps(data))
+    (tmp_path / data["reranker"]["file"]).write_bytes(
+        resources.files("assistant.models").joinpath(data["reranker"]["file"]).read_bytes()
+    )
+    assert AnswerModels.load(tmp_path / "m.json").reranker.labelled
+
+
 @pytest.mark.parametrize("count", [0, CROSS_CANDIDATES + 1])
 def test_a_cross_candidate_count_the_training_never_scored_is_refused(tmp_path, count):
     data = AnswerModels.load().to_dict()
@@ -178,6 +189,28 @@ def test_questions_in_the_text_are_not_candidates_but_label_the_answer_below():
     assert table.matrix.shape == (2, len(SENTENCE_FEATURES))
     cross = table.matrix[:, SENTENCE_FEATURES.index("cross")]
     assert cross[1] == 2.5 and cross[0] < 2.5  # unread candidates rank below every read one
+
+
+def test_a_labelled_cross_encoder_reads_a_sentence_under_its_heading_or_faq_question():
+    evidence = _evidence()
+    evidence.sentences[1] = [
+        _ref(1, 0, "## Commercial use", 200, [0, 0, 1]),
+        _ref(1, 1, "Commercial use limits the warranty to 6 months.", 218, [0.7, 0, 0.714]),
+        _ref(1, 2, "Claims go to the shop.", 268, [0, 1, 0]),
+        _ref(1, 3, "Receipts are kept by the shop.", 291, [0, 1, 0]),
+        _ref(1, 4, "Refunds take 5 days.", 322, [0, 1, 0]),
+        _ref(1, 5, "Exchanges are free.", 343, [0, 1, 0]),
+    ]
+    table = CandidateTable(analyse("How long is the warranty?", []), evidence, np.array([1.0, 0.0, 0.0]))
+    everyone = list(range(len(table.refs)))
+    assert table.reader_texts(everyone, labelled=False) == [r.text for r in table.refs]
+    texts = table.reader_texts(everyone, labelled=True)
+    assert texts[:3] == [
+        "How long does the warranty last? The standard warranty lasts 2 years from the date of purchase.",
+        "## Commercial use",  # a heading has nothing above it in its passage
+        "Commercial use: Commercial use limits the warranty to 6 months.",
+    ]
+    assert texts[-1] == "Exchanges are free."  # further below the heading than it reaches
 
 
 def test_fact_question_gets_one_sentence_unless_the_runner_up_is_close():

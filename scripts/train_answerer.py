@@ -285,6 +285,7 @@ def fit_models(
     job: Path | None = None,
     folds: int = FOLDS,
     labelled: bool = False,
+    unseen: frozenset[str] = frozenset(),
 ) -> tuple[AnswerModels, dict]:
     """Fit the shortlist model, the cross-encoder and the stack on ``train``.
 
@@ -300,10 +301,15 @@ def fit_models(
     cross-encoder reads each sentence after the heading or FAQ question above it (recorded in the models).
 
     ``reranker`` and ``cross_fitted`` reuse a graph and its out-of-fold scores from an earlier run (a GPU
-    machine's, say); ``job`` writes the cross-encoder's inputs there for such a run and stops.
+    machine's, say); ``job`` writes the cross-encoder's inputs there for such a run and stops. ``unseen``
+    names training corpora added since that run: the reused graph never read them, so its own scores there
+    are out of sample, as out-of-fold ones are, and it scores them; they train the stack, not the shortlist.
     """
+    # The shortlist chooses what the cross-encoder reads, so a reused graph keeps the one its out-of-fold
+    # scores were made on: fitted without the corpora it never read.
+    read_by_graph = [e for e in train if e.item.dataset not in unseen]
     shortlist = max(
-        (_fit_sentence(train, BASE_FEATURES, c) for c in C_GRID),
+        (_fit_sentence(read_by_graph, BASE_FEATURES, c) for c in C_GRID),
         key=lambda m: statistics.fmean(_top1(ex, m) for ex in calibration.values()),
     )
     fold = assign_folds(train, folds)
@@ -337,20 +343,7 @@ def fit_models(
         scored = [{**r, "score": v} for r, v in zip(rows, cross_fit(pairs, rows, epochs=RERANKER_EPOCHS), strict=True)]
     out_of_fold = {(r["question"], r["sentence"]): r["score"] for r in scored}
     cross = CrossEncoder(graph, model_path(f"{BUNDLED_PREFIX}all-MiniLM-L6-v2") / "tokenizer.json", labelled=labelled)
-    for e in examples:
-        e.cross = None
-        if len(e.labels):
-            picked, question = picks[id(e)], e.table.question.search_text
-            texts = e.table.reader_texts(picked, labelled=labelled)
-            if id(e) in fold:
-                missing = [text for text in texts if (question, text) not in out_of_fold]
-                if missing:
-                    raise SystemExit(f"no out-of-fold score for {missing[0][:60]!r}: scored with another --reader?")
-                values = np.array([out_of_fold[(question, text)] for text in texts], dtype=np.float32)
-            else:
-                values = cross.score(question, texts)
-            e.cross = (picked, values)
-            e.table.add_cross(picked, values)
+    add_cross_scores(examples, picks, set(fold), out_of_fold, cross, unseen)
 
     by_fold: dict[int, list[Example]] = {}
     for e in train:
@@ -384,7 +377,35 @@ def fit_models(
     models = AnswerModels(shortlist, cross, sentence, answerable, threshold=0.5, second_ratio=0.8, point_ratio=0.5,
                           reranker_file=graph_info)  # fmt: skip
     read_cross(examples, models, CROSS_CANDIDATES)
-    return models, {**card, "c_sentence": c_sentence, "c_answerable": c_answerable, "folds": folds}
+    return models, {**card, "c_sentence": c_sentence, "c_answerable": c_answerable, "folds": folds,
+                    "unseen": sorted(unseen)}  # fmt: skip
+
+
+def add_cross_scores(
+    examples: list[Example], picks: dict[int, list[int]], train: set[int], out_of_fold: dict[tuple[str, str], float],
+    cross: CrossEncoder, unseen: frozenset[str] = frozenset(),
+) -> None:  # fmt: skip
+    """Give each example's shortlist (``picks``) the cross-encoder's scores, out of sample everywhere.
+
+    A training example (``id`` in ``train``) reads its out-of-fold score; any other, and a training
+    example of a corpus in ``unseen`` (one the graph never read), the graph's own score.
+    """
+    for e in examples:
+        e.cross = None
+        if len(e.labels):
+            picked, question = picks[id(e)], e.table.question.search_text
+            texts = e.table.reader_texts(picked, labelled=cross.labelled)
+            if id(e) in train and e.item.dataset not in unseen:
+                missing = [text for text in texts if (question, text) not in out_of_fold]
+                if missing:
+                    raise SystemExit(f"no out-of-fold score for {missing[0][:60]!r}: scored with another --reader?")
+                values = np.array([out_of_fold[(question, text)] for text in texts], dtype=np.float32)
+            else:
+                if id(e) in train and any((question, text) in out_of_fold for text in texts):
+                    raise SystemExit(f"--unseen {e.item.dataset}: the reused graph's folds scored its candidates")
+                values = cross.score(question, texts)
+            e.cross = (picked, values)
+            e.table.add_cross(picked, values)
 
 
 def read_cross(examples: list[Example], models: AnswerModels, count: int) -> None:
@@ -658,10 +679,19 @@ def main() -> None:
         default="sentence",
         help="what the cross-encoder reads: each sentence alone (default), or after its heading or FAQ question",
     )
+    parser.add_argument(
+        "--unseen",
+        default="",
+        metavar="CORPUS,...",
+        help="with --reranker: training corpora added after it was trained; it scores them itself (out of sample)",
+    )
     parser.add_argument("--splits", type=Path, default=DATA / "splits.json", help="which data goes where")
     args = parser.parse_args()
     if bool(args.reranker) != bool(args.cross_fitted):
         parser.error("--reranker and --cross-fitted go together: the stack needs the graph's out-of-fold scores")
+    unseen = frozenset(filter(None, args.unseen.split(",")))
+    if unseen and not args.reranker:
+        parser.error("--unseen names corpora a reused --reranker never read")
     started = time.perf_counter()
     np.random.seed(SEED)
     splits = json.loads(args.splits.read_text(encoding="utf-8"))
@@ -681,7 +711,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     models, reranker_card = fit_models(
         train, calibration, examples, args.out, args.reranker, args.cross_fitted, args.cross_fit_job, args.folds,
-        labelled=args.reader == "labelled",
+        labelled=args.reader == "labelled", unseen=unseen,
     )  # fmt: skip
     pairs = sum(len(e.labels) for e in train)
     models = calibrate(calibration, models)
@@ -745,7 +775,15 @@ def write_card(
         "  training split they read *out-of-fold* scores: its documents are dealt into "
         f"{reranker['folds']} folds (a corpus or",
         "  a SQuAD article never split) and each fold's candidates are scored by a cross-encoder trained, same",
-        "  recipe, on the other folds; the shipped one scores calibration and test. Their C is chosen by leaving",
+        "  recipe, on the other folds; the shipped one scores calibration and test"
+        + (
+            f" and the training corpora added after it was trained ({', '.join(reranker['unseen'])}: it never"
+            " read them, so its scores there are out of sample too; the shortlist, which chooses what it reads,"
+            " is fitted without them)"
+            if reranker.get("unseen")
+            else ""
+        )
+        + ". Their C is chosen by leaving",
         f"  one fold out (mean top-1 / mean AUC on the fold left out) from {list(C_GRID)}: sentence C =",
         f"  {reranker['c_sentence']}, answerability C = {reranker['c_answerable']}. Calibration and test figures",
         "  below are out of sample for every weight; train figures are in-sample for the stack and out-of-fold for",

@@ -6,6 +6,9 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 import train_answerer
@@ -65,3 +68,33 @@ def test_the_cross_encoder_reads_the_fewest_candidates_no_calibration_dataset_lo
     monkeypatch.setattr(train_answerer, "_expected_by_dataset", lambda _g, m: expected[m.cross_candidates])
     count, values = train_answerer.choose_cross_candidates({"faq": [], "squad": []}, models)
     assert count == 3 and values == expected
+
+
+def test_a_training_corpus_the_reused_cross_encoder_never_read_gets_its_own_scores():
+    class Table:
+        def __init__(self, question):
+            self.question = SimpleNamespace(search_text=question)
+            self.added = None
+
+        def reader_texts(self, picked, *, labelled):
+            return [f"s{i}" for i in picked]
+
+        def add_cross(self, picked, values):
+            self.added = list(values)
+
+    def example(dataset, question):
+        return SimpleNamespace(item=SimpleNamespace(dataset=dataset), table=Table(question), labels=np.array([1, 0]))
+
+    old, new, held_out = example("hr", "q-old"), example("benefits", "q-new"), example("faq", "q-cal")
+    picks = {id(e): [0, 1] for e in (old, new, held_out)}
+    out_of_fold = {("q-old", "s0"): 5.0, ("q-old", "s1"): -5.0}
+    graph = SimpleNamespace(labelled=False, score=lambda question, texts: np.full(len(texts), 1.0))
+    train_answerer.add_cross_scores(
+        [old, new, held_out], picks, {id(old), id(new)}, out_of_fold, graph, unseen=frozenset({"benefits"})
+    )
+    assert old.table.added == [5.0, -5.0], "a corpus the graph's folds covered reads its out-of-fold scores"
+    assert new.table.added == [1.0, 1.0] and held_out.table.added == [1.0, 1.0]
+    with pytest.raises(SystemExit, match="no out-of-fold score"):
+        train_answerer.add_cross_scores([new], picks, {id(new)}, out_of_fold, graph)
+    with pytest.raises(SystemExit, match="--unseen hr"):  # the graph's folds did read it
+        train_answerer.add_cross_scores([old], picks, {id(old)}, out_of_fold, graph, unseen=frozenset({"hr"}))

@@ -27,6 +27,8 @@ features are exactly those the assistant computes when answering.
         --cross-fitted oof.jsonl
     # --reader labelled: the cross-encoder reads each sentence after the heading or FAQ question above it
     # (give it to every step above; the shipped one reads sentences alone, see the README for the trial)
+    # --unseen C1,C2 with --reranker: training corpora added after that cross-encoder was trained (it scores
+    # them itself, out of sample; the stack learns from them, the shortlist does not); retrain it to use them fully
 """
 
 from __future__ import annotations
